@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn garbage_and_truncation_are_errors() {
         assert!(inflate(b"\x78\x9cnot zlib at all", 1024).is_err());
-        let packed = deflate(&vec![b'x'; 100]);
+        let packed = deflate(&[b'x'; 100]);
         assert!(inflate(&packed[..packed.len() - 3], 1024).is_err());
         assert!(inflate(b"", 1024).is_err());
     }
