@@ -27,9 +27,23 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod acceptor;
+mod agent;
+pub mod app;
 pub mod codec;
+pub mod context;
+pub mod dispatch;
 pub mod error;
+pub mod group;
+pub mod handler;
+pub mod module;
+pub mod pipeline;
+pub mod remote;
 pub mod serializer;
+pub mod session;
+pub mod timer;
 
+pub use context::Context;
 pub use error::PitayaError;
 pub use serializer::{Serializer, SerializerError, SerializerKind};
+pub use session::Session;

@@ -1,0 +1,416 @@
+//! The agent: one task per client connection. It runs the handshake,
+//! reads packets, dispatches messages, writes responses and queued pushes,
+//! sends heartbeats and closes silent, slow or misbehaving clients.
+//!
+//! Requests of one session run one at a time in arrival order (or
+//! concurrently, if the app says so); sessions run in parallel. Nothing on
+//! the request path is shared with other sessions except read-only state.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::Instrument;
+
+use crate::PitayaError;
+use crate::acceptor::{ConnError, PlayerConn};
+use crate::app::{DispatchMode, ServerCore};
+use crate::codec::{HandshakeRequest, Message, MessageType, Packet, PacketType};
+use crate::context::Context;
+use crate::dispatch::parse_route;
+use crate::error::codes;
+use crate::handler::{HandlerFuture, HandlerKind, HandlerResult, Request};
+use crate::session::Session;
+use crate::{Serializer, SerializerKind};
+
+/// Write buffers above this are released when the connection goes idle.
+const IDLE_BUFFER_KEEP: usize = 1024;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum Close {
+    #[error("the client closed the connection")]
+    PeerClosed,
+    #[error("read failed: {0}")]
+    Read(ConnError),
+    #[error("write failed: {0}")]
+    Write(std::io::Error),
+    #[error("write timed out: the client does not read")]
+    WriteTimeout,
+    #[error("the client was silent for more than two heartbeat intervals")]
+    HeartbeatTimeout,
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("undecodable message: {0}")]
+    Decode(crate::codec::CodecError),
+    #[error("handshake refused")]
+    HandshakeRefused,
+    #[error("kicked or closed by the server")]
+    Kicked,
+    #[error("server shutting down")]
+    Shutdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Start,
+    Handshaken,
+    Working,
+}
+
+struct InFlight {
+    id: u64,
+    kind: MessageType,
+    future: HandlerFuture,
+}
+
+/// Serves one connection until it closes.
+pub(crate) async fn serve<C: PlayerConn>(conn: C, core: Arc<ServerCore>) {
+    let session = core.sessions.create(conn.remote_addr());
+    let span = tracing::info_span!("session", id = session.id(), peer = ?conn.remote_addr());
+    let mut agent = Agent {
+        conn,
+        session,
+        core,
+        state: State::Start,
+        last_seen: Instant::now(),
+        out: BytesMut::new(),
+        queued: VecDeque::new(),
+        in_flight: None,
+        draining: false,
+    };
+    async move {
+        tracing::debug!("connected");
+        let reason = agent.run().await;
+        agent.finish(reason).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+struct Agent<C> {
+    conn: C,
+    session: Session,
+    core: Arc<ServerCore>,
+    state: State,
+    last_seen: Instant,
+    out: BytesMut,
+    queued: VecDeque<Bytes>,
+    in_flight: Option<InFlight>,
+    draining: bool,
+}
+
+impl<C: PlayerConn> Agent<C> {
+    async fn run(&mut self) -> Close {
+        let heartbeat = self.core.config.heartbeat;
+        let mut ticker = (!heartbeat.is_zero()).then(|| {
+            let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            ticker
+        });
+        let shutdown = self.core.shutdown.clone();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled(), if !self.draining => {
+                    self.draining = true;
+                    if self.in_flight.is_none() {
+                        return Close::Shutdown;
+                    }
+                }
+                result = poll_in_flight(&mut self.in_flight), if self.in_flight.is_some() => {
+                    if let Some(done) = self.in_flight.take() {
+                        self.respond(done.id, done.kind, result);
+                    }
+                    if self.draining {
+                        return Close::Shutdown;
+                    }
+                }
+                read = self.conn.read_packet(), if self.in_flight.is_none() && !self.draining => {
+                    match read {
+                        Ok(Some(packet)) => {
+                            self.last_seen = Instant::now();
+                            if let Err(close) = self.on_packet(packet).await {
+                                return close;
+                            }
+                        }
+                        Ok(None) => return Close::PeerClosed,
+                        Err(err) => return Close::Read(err),
+                    }
+                }
+                () = self.session.outgoing_ready() => {}
+                _ = tick(&mut ticker) => {
+                    if self.last_seen.elapsed() > heartbeat * 2 {
+                        return Close::HeartbeatTimeout;
+                    }
+                    append_packet(&mut self.out, &Packet::heartbeat());
+                }
+            }
+            if self.session.take_outgoing(&mut self.queued) {
+                return Close::Kicked;
+            }
+            if let Err(close) = self.flush_if_idle().await {
+                return close;
+            }
+        }
+    }
+
+    /// Writes what is pending unless more input is already buffered (then
+    /// the responses to it are batched into one write).
+    async fn flush_if_idle(&mut self) -> Result<(), Close> {
+        let more_input = self.in_flight.is_none() && self.conn.has_buffered_packet();
+        if more_input {
+            return Ok(());
+        }
+        self.flush().await?;
+        if self.in_flight.is_none() {
+            self.conn.shrink();
+            if self.out.capacity() > IDLE_BUFFER_KEEP {
+                self.out = BytesMut::new();
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), Close> {
+        while let Some(frame) = self.queued.pop_front() {
+            self.out.extend_from_slice(&frame);
+        }
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.core.config.write_timeout;
+        match tokio::time::timeout(timeout, self.conn.write_frames(&self.out)).await {
+            Ok(Ok(())) => {
+                self.out.clear();
+                Ok(())
+            }
+            Ok(Err(err)) => Err(Close::Write(err)),
+            Err(_) => Err(Close::WriteTimeout),
+        }
+    }
+
+    async fn on_packet(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet.kind {
+            PacketType::Handshake => self.on_handshake(&packet.body),
+            PacketType::HandshakeAck => {
+                self.state = State::Working;
+                tracing::debug!("handshake acknowledged");
+                Ok(())
+            }
+            PacketType::Heartbeat => Ok(()),
+            PacketType::Data => {
+                if self.state != State::Working {
+                    return Err(Close::Protocol("data packet before the handshake ack"));
+                }
+                let message = self.core.codec.decode(packet.body).map_err(Close::Decode)?;
+                self.on_message(message).await
+            }
+            PacketType::Kick => Err(Close::Protocol("kick packet from a client")),
+        }
+    }
+
+    fn on_handshake(&mut self, body: &[u8]) -> Result<(), Close> {
+        let handshake = match HandshakeRequest::decode(body) {
+            Ok(handshake) => handshake,
+            Err(err) => {
+                tracing::info!(error = %err, "invalid handshake");
+                self.out.extend_from_slice(&self.core.handshake_refused);
+                return Err(Close::HandshakeRefused);
+            }
+        };
+        for validator in &self.core.config.handshake_validators {
+            if let Err(err) = validator(&handshake) {
+                tracing::info!(error = %err, "handshake rejected by a validator");
+                self.out.extend_from_slice(&self.core.handshake_refused);
+                return Err(Close::HandshakeRefused);
+            }
+        }
+        self.session.set_handshake(handshake);
+        self.out.extend_from_slice(&self.core.handshake_ok);
+        self.state = State::Handshaken;
+        Ok(())
+    }
+
+    async fn on_message(&mut self, message: Message) -> Result<(), Close> {
+        let kind = message.kind;
+        match kind {
+            MessageType::Request | MessageType::Notify => {}
+            MessageType::Response | MessageType::Push => {
+                return Err(Close::Protocol("response or push message from a client"));
+            }
+        }
+        let id = message.id;
+        let route = match self.find_route(&message.route, kind) {
+            Ok(route) => route,
+            Err(err) => {
+                self.respond(id, kind, Err(err));
+                return Ok(());
+            }
+        };
+        let context = Context::new(message.route);
+        let request = Request::from_client(self.session.clone(), context, message.body)
+            .with_app(self.core.handle());
+        let core = self.core.clone();
+        let future: HandlerFuture =
+            Box::pin(async move { route.call(&core.pipelines, request).await });
+        match self.core.config.dispatch {
+            DispatchMode::Sequential => {
+                let mut in_flight = InFlight { id, kind, future };
+                match futures::poll!(in_flight.future.as_mut()) {
+                    Poll::Ready(result) => self.respond(id, kind, result),
+                    Poll::Pending => self.in_flight = Some(in_flight),
+                }
+            }
+            DispatchMode::Concurrent => {
+                let session = self.session.clone();
+                let core = self.core.clone();
+                tokio::spawn(
+                    async move {
+                        let result = future.await;
+                        let mut out = BytesMut::new();
+                        encode_reply(&core, session.serializer(), id, kind, result, &mut out);
+                        if !out.is_empty() {
+                            let _ = session.send_encoded(out.freeze());
+                        }
+                    }
+                    .in_current_span(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn find_route(
+        &self,
+        route: &str,
+        kind: MessageType,
+    ) -> Result<crate::dispatch::Route, PitayaError> {
+        let parts = parse_route(route)?;
+        let not_found = || {
+            PitayaError::new(
+                codes::NOT_FOUND,
+                format!("pitaya/handler: {route} not found"),
+            )
+        };
+        if parts
+            .server_type
+            .is_some_and(|server_type| server_type != self.core.config.server_type)
+        {
+            return Err(not_found());
+        }
+        let handler = self
+            .core
+            .routes
+            .handler(parts.local)
+            .ok_or_else(not_found)?;
+        match (kind, handler.kind) {
+            (MessageType::Request, HandlerKind::Notify) => Err(PitayaError::new(
+                codes::BAD_REQUEST,
+                format!("tried to request a notify route {route}"),
+            )),
+            (MessageType::Notify, HandlerKind::Request) => {
+                tracing::warn!(
+                    route,
+                    "notify sent to a request route: the reply is discarded"
+                );
+                Ok(handler.clone())
+            }
+            _ => Ok(handler.clone()),
+        }
+    }
+
+    fn respond(&mut self, id: u64, kind: MessageType, result: HandlerResult) {
+        let serializer = self.session.serializer();
+        encode_reply(&self.core, serializer, id, kind, result, &mut self.out);
+    }
+
+    async fn finish(&mut self, reason: Close) {
+        match &reason {
+            Close::PeerClosed | Close::Shutdown | Close::Kicked => {
+                tracing::debug!(%reason, "closing")
+            }
+            Close::HeartbeatTimeout | Close::WriteTimeout | Close::HandshakeRefused => {
+                tracing::info!(%reason, "closing");
+            }
+            _ => tracing::warn!(%reason, "closing"),
+        }
+        let can_write = !matches!(
+            reason,
+            Close::PeerClosed | Close::Read(_) | Close::Write(_) | Close::WriteTimeout
+        );
+        if can_write {
+            self.session.take_outgoing(&mut self.queued);
+            let _ = self.flush().await;
+        }
+        self.session.mark_closed();
+        self.conn.close().await;
+    }
+}
+
+/// Encodes the reply to a request (nothing for a notify) into `out`.
+fn encode_reply(
+    core: &ServerCore,
+    serializer: SerializerKind,
+    id: u64,
+    kind: MessageType,
+    result: HandlerResult,
+    out: &mut BytesMut,
+) {
+    if kind == MessageType::Notify {
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "notify handler failed");
+        }
+        return;
+    }
+    let message = match result {
+        Ok(Some(body)) => Message::response(id, body),
+        Ok(None) => error_message(
+            serializer,
+            id,
+            &PitayaError::new(codes::UNKNOWN, "reply must not be null"),
+        ),
+        Err(err) => {
+            tracing::debug!(error = %err, "request failed");
+            error_message(serializer, id, &err)
+        }
+    };
+    if let Err(err) = core.codec.encode_packet(&message, out) {
+        tracing::error!(error = %err, "reply cannot be encoded");
+        let fallback = error_message(
+            serializer,
+            id,
+            &PitayaError::new(codes::INTERNAL, "reply too large"),
+        );
+        let _ = core.codec.encode_packet(&fallback, out);
+    }
+}
+
+fn error_message(serializer: SerializerKind, id: u64, err: &PitayaError) -> Message {
+    let body = serializer
+        .serialize(err)
+        .or_else(|_| SerializerKind::Json.serialize(err))
+        .unwrap_or_default();
+    Message::error_response(id, body)
+}
+
+fn append_packet(out: &mut BytesMut, packet: &Packet) {
+    // Control packets have empty bodies: encoding cannot fail.
+    let _ = packet.encode(out);
+}
+
+async fn poll_in_flight(in_flight: &mut Option<InFlight>) -> HandlerResult {
+    match in_flight {
+        Some(in_flight) => in_flight.future.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(ticker: &mut Option<tokio::time::Interval>) -> Instant {
+    match ticker {
+        Some(ticker) => ticker.tick().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,660 @@
+//! The application: builder, shared server state and the run loop with
+//! graceful shutdown.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::acceptor::Acceptor;
+use crate::codec::{
+    HandshakeRequest, HandshakeResponse, MessageCodec, Packet, PacketType, RouteDictionary,
+};
+use crate::dispatch::{DuplicateRoute, RouteTable};
+use crate::group::Groups;
+use crate::handler::{Component, HandlerResult, Request};
+use crate::module::Module;
+use crate::pipeline::Pipelines;
+use crate::session::{Session, SessionHub, encode_push};
+use crate::timer::Timers;
+use crate::{PitayaError, Serializer, SerializerKind};
+
+/// Why the app could not be built or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two components register the same route.
+    #[error(transparent)]
+    DuplicateRoute(#[from] DuplicateRoute),
+    /// A frontend has no acceptor.
+    #[error("a frontend server needs at least one acceptor")]
+    NoAcceptor,
+    /// A module failed to start.
+    #[error("module {name} failed to initialize: {source}")]
+    ModuleInit {
+        /// The module.
+        name: String,
+        /// Why.
+        source: crate::module::ModuleError,
+    },
+    /// An invalid setting.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Waiting for a signal failed.
+    #[error("signal handling: {0}")]
+    Signal(#[from] std::io::Error),
+}
+
+/// `Result` with the app's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How the requests of one session are run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DispatchMode {
+    /// One at a time, in arrival order (the default; Pitaya gives no
+    /// ordering guarantee, see its issue #179).
+    #[default]
+    Sequential,
+    /// Concurrently, replies in completion order (Pitaya's behaviour).
+    Concurrent,
+}
+
+type HandshakeValidator = Arc<dyn Fn(&HandshakeRequest) -> Result<(), PitayaError> + Send + Sync>;
+
+/// Server settings, with Pitaya's defaults.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) server_type: String,
+    pub(crate) heartbeat: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) dispatch: DispatchMode,
+    pub(crate) handshake_validators: Vec<HandshakeValidator>,
+}
+
+/// Everything the agents share (read-only on the request path).
+pub(crate) struct ServerCore {
+    pub(crate) config: Config,
+    pub(crate) routes: RouteTable,
+    pub(crate) pipelines: Pipelines,
+    pub(crate) codec: MessageCodec,
+    pub(crate) sessions: Arc<SessionHub>,
+    pub(crate) groups: Groups,
+    pub(crate) handshake_ok: Bytes,
+    pub(crate) handshake_refused: Bytes,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    handle: AppHandle,
+}
+
+impl ServerCore {
+    pub(crate) fn handle(&self) -> AppHandle {
+        self.handle.clone()
+    }
+}
+
+/// Builds an [`App`].
+///
+/// ```
+/// use std::time::Duration;
+/// use pitaya_core::app::App;
+///
+/// let app = App::builder("chat")
+///     .heartbeat(Duration::from_secs(10))
+///     .build()
+///     .unwrap();
+/// assert_eq!(app.handle().server_type(), "chat");
+/// ```
+pub struct AppBuilder {
+    config: Config,
+    routes: RouteTable,
+    pipelines: Pipelines,
+    serializer: SerializerKind,
+    compression: bool,
+    dictionary: RouteDictionary,
+    max_queued_writes: usize,
+    unique_sessions: bool,
+    acceptors: Vec<Box<dyn ErasedAcceptor>>,
+    modules: Vec<Box<dyn Module>>,
+    frontend: bool,
+    error: Option<Error>,
+}
+
+impl App {
+    /// Starts building a server of `server_type` (the first part of its
+    /// routes, e.g. `"connector"`).
+    pub fn builder(server_type: impl Into<String>) -> AppBuilder {
+        AppBuilder {
+            config: Config {
+                server_type: server_type.into(),
+                heartbeat: Duration::from_secs(30),
+                write_timeout: Duration::from_secs(10),
+                shutdown_timeout: Duration::from_secs(10),
+                dispatch: DispatchMode::Sequential,
+                handshake_validators: Vec::new(),
+            },
+            routes: RouteTable::default(),
+            pipelines: Pipelines::default(),
+            serializer: SerializerKind::Json,
+            compression: true,
+            dictionary: RouteDictionary::default(),
+            max_queued_writes: 100,
+            unique_sessions: true,
+            acceptors: Vec::new(),
+            modules: Vec::new(),
+            frontend: true,
+            error: None,
+        }
+    }
+}
+
+impl AppBuilder {
+    /// Registers a component's handlers and remotes.
+    #[must_use]
+    pub fn register<C: Component>(mut self, component: C) -> Self {
+        if let Err(err) = self.routes.register(component) {
+            self.error.get_or_insert(err.into());
+        }
+        self
+    }
+
+    /// Adds an acceptor (TCP, WebSocket, ...); a frontend needs one.
+    #[must_use]
+    pub fn acceptor<A: Acceptor>(mut self, acceptor: A) -> Self {
+        self.acceptors.push(Box::new(acceptor));
+        self
+    }
+
+    /// Adds a module; modules start in the order they are added.
+    #[must_use]
+    pub fn module(mut self, module: impl Module) -> Self {
+        self.modules.push(Box::new(module));
+        self
+    }
+
+    /// Adds a hook run before every handler; it can reject the request
+    /// (its error is the reply) or replace it.
+    #[must_use]
+    pub fn before_handler(
+        mut self,
+        hook: impl Fn(Request) -> std::result::Result<Request, PitayaError> + Send + Sync + 'static,
+    ) -> Self {
+        self.pipelines.push_before(hook);
+        self
+    }
+
+    /// Adds a hook run after every handler; it can change the reply or the error.
+    #[must_use]
+    pub fn after_handler(
+        mut self,
+        hook: impl Fn(HandlerResult) -> HandlerResult + Send + Sync + 'static,
+    ) -> Self {
+        self.pipelines.push_after(hook);
+        self
+    }
+
+    /// Checks every client handshake; an error refuses the client (code 400).
+    #[must_use]
+    pub fn handshake_validator(
+        mut self,
+        validator: impl Fn(&HandshakeRequest) -> std::result::Result<(), PitayaError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.config.handshake_validators.push(Arc::new(validator));
+        self
+    }
+
+    /// Payload serializer announced in the handshake (default JSON).
+    #[must_use]
+    pub fn serializer(mut self, serializer: SerializerKind) -> Self {
+        self.serializer = serializer;
+        self
+    }
+
+    /// Heartbeat interval (default 30 s); a client silent for twice this is
+    /// closed. Zero disables heartbeats.
+    #[must_use]
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.config.heartbeat = interval;
+        self
+    }
+
+    /// zlib-compress bodies when that makes them shorter (default on, as
+    /// in Pitaya).
+    #[must_use]
+    pub fn compression(mut self, on: bool) -> Self {
+        self.compression = on;
+        self
+    }
+
+    /// Route compression dictionary announced in the handshake.
+    #[must_use]
+    pub fn dictionary(mut self, dictionary: RouteDictionary) -> Self {
+        self.dictionary = dictionary;
+        self
+    }
+
+    /// Packets a session may have waiting to be written before it is
+    /// disconnected as too slow (default 100, Pitaya's).
+    #[must_use]
+    pub fn max_queued_writes(mut self, max: usize) -> Self {
+        self.max_queued_writes = max;
+        self
+    }
+
+    /// How long one write may take before the client is disconnected
+    /// (default 10 s).
+    #[must_use]
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
+    /// How long shutdown waits for in-flight requests (default 10 s).
+    #[must_use]
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sequential (default) or concurrent requests per session.
+    #[must_use]
+    pub fn dispatch(mut self, mode: DispatchMode) -> Self {
+        self.config.dispatch = mode;
+        self
+    }
+
+    /// Kick the older session when a uid binds twice (default on).
+    #[must_use]
+    pub fn unique_sessions(mut self, on: bool) -> Self {
+        self.unique_sessions = on;
+        self
+    }
+
+    /// Whether clients connect to this server (default true). A backend
+    /// needs no acceptor.
+    #[must_use]
+    pub fn frontend(mut self, frontend: bool) -> Self {
+        self.frontend = frontend;
+        self
+    }
+
+    /// Builds the app.
+    pub fn build(self) -> Result<App> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        if self.config.server_type.is_empty() || self.config.server_type.contains(['.', '/']) {
+            return Err(Error::Config(format!(
+                "server type {:?} must be non-empty without '.' or '/'",
+                self.config.server_type
+            )));
+        }
+        let codec = MessageCodec::default()
+            .with_dictionary(self.dictionary.clone())
+            .with_compression(self.compression);
+        let response = HandshakeResponse::ok(
+            self.config.heartbeat,
+            self.dictionary.to_map(),
+            self.serializer.name(),
+        );
+        let handshake_ok = packet_bytes(PacketType::Handshake, response.encode(self.compression));
+        let handshake_refused = packet_bytes(
+            PacketType::Handshake,
+            response.refused().encode(self.compression),
+        );
+        let sessions = SessionHub::new(
+            codec.clone(),
+            self.serializer,
+            self.max_queued_writes,
+            self.unique_sessions,
+        );
+        let core = Arc::new_cyclic(|weak| ServerCore {
+            config: self.config,
+            routes: self.routes,
+            pipelines: self.pipelines,
+            codec,
+            groups: Groups::new(sessions.clone()),
+            sessions,
+            handshake_ok,
+            handshake_refused,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            handle: AppHandle { core: weak.clone() },
+        });
+        let handle = core.handle();
+        Ok(App {
+            core,
+            acceptors: self.acceptors,
+            modules: self.modules,
+            frontend: self.frontend,
+            handle,
+        })
+    }
+}
+
+fn packet_bytes(kind: PacketType, body: Bytes) -> Bytes {
+    Packet::new(kind, body).to_bytes().unwrap_or_default()
+}
+
+/// A built server, ready to [`run`](App::run).
+pub struct App {
+    core: Arc<ServerCore>,
+    acceptors: Vec<Box<dyn ErasedAcceptor>>,
+    modules: Vec<Box<dyn Module>>,
+    frontend: bool,
+    handle: AppHandle,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("server_type", &self.core.config.server_type)
+            .field("acceptors", &self.urls())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// A handle for pushes, sessions and shutdown, usable from anywhere.
+    pub fn handle(&self) -> AppHandle {
+        self.handle.clone()
+    }
+
+    /// Where the acceptors listen.
+    pub fn urls(&self) -> Vec<String> {
+        self.acceptors
+            .iter()
+            .map(|acceptor| acceptor.url())
+            .collect()
+    }
+
+    /// The route table.
+    pub fn routes(&self) -> &RouteTable {
+        &self.core.routes
+    }
+
+    /// Runs until SIGINT or SIGTERM (or [`AppHandle::shutdown`]), then shuts
+    /// down gracefully.
+    pub async fn run(self) -> Result<()> {
+        let signal = wait_for_signal();
+        self.run_until(signal).await
+    }
+
+    /// Runs until `stop` completes (or [`AppHandle::shutdown`]), then shuts
+    /// down gracefully: stop accepting, `before_shutdown` hooks, finish
+    /// in-flight requests (bounded by the shutdown timeout), flush pending
+    /// writes, close sessions, `shutdown` hooks.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<()> {
+        if self.frontend && self.acceptors.is_empty() {
+            return Err(Error::NoAcceptor);
+        }
+        let handle = self.handle.clone();
+        for module in &self.modules {
+            module
+                .init(&handle)
+                .await
+                .map_err(|source| Error::ModuleInit {
+                    name: module.name().to_owned(),
+                    source,
+                })?;
+        }
+        for module in &self.modules {
+            if let Err(err) = module.after_init(&handle).await {
+                tracing::error!(module = module.name(), error = %err, "after_init failed");
+            }
+        }
+        let accepting = CancellationToken::new();
+        let mut listeners = Vec::new();
+        for acceptor in self.acceptors {
+            tracing::info!(url = %acceptor.url(), server_type = %self.core.config.server_type, "accepting clients");
+            listeners.push(tokio::spawn(
+                acceptor.serve(self.core.clone(), accepting.clone()),
+            ));
+        }
+
+        tokio::select! {
+            () = stop => tracing::info!("shutdown requested"),
+            () = self.core.shutdown.cancelled() => tracing::info!("shutdown requested by the app"),
+        }
+
+        accepting.cancel();
+        for listener in listeners {
+            let _ = listener.await;
+        }
+        for module in self.modules.iter().rev() {
+            if let Err(err) = module.before_shutdown(&handle).await {
+                tracing::error!(module = module.name(), error = %err, "before_shutdown failed");
+            }
+        }
+        self.core.shutdown.cancel();
+        self.core.tracker.close();
+        let timeout = self.core.config.shutdown_timeout;
+        if tokio::time::timeout(timeout, self.core.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?timeout,
+                remaining = self.core.tracker.len(),
+                "sessions still open after the shutdown timeout"
+            );
+        }
+        for module in self.modules.iter().rev() {
+            if let Err(err) = module.shutdown(&handle).await {
+                tracing::error!(module = module.name(), error = %err, "shutdown failed");
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let interrupt = tokio::signal::ctrl_c();
+    match term {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt => {}
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops the server");
+            let _ = interrupt.await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// An acceptor with its connection type erased, so an app can hold
+/// several kinds.
+trait ErasedAcceptor: Send {
+    fn url(&self) -> String;
+    fn serve(
+        self: Box<Self>,
+        core: Arc<ServerCore>,
+        stop: CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+impl<A: Acceptor> ErasedAcceptor for A {
+    fn url(&self) -> String {
+        Acceptor::url(self)
+    }
+
+    fn serve(
+        mut self: Box<Self>,
+        core: Arc<ServerCore>,
+        stop: CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            loop {
+                let raw = tokio::select! {
+                    () = stop.cancelled() => return,
+                    raw = self.accept() => raw,
+                };
+                match raw {
+                    Ok(raw) => {
+                        let core = core.clone();
+                        core.tracker.clone().spawn(async move {
+                            match A::upgrade(raw).await {
+                                Ok(conn) => crate::agent::serve(conn, core).await,
+                                Err(err) => {
+                                    tracing::debug!(error = %err, "connection upgrade failed")
+                                }
+                            }
+                        });
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accept failed");
+                        // Out of file descriptors and the like: back off a little.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// A cheap handle to a running app: sessions, pushes, shutdown.
+#[derive(Clone)]
+pub struct AppHandle {
+    core: std::sync::Weak<ServerCore>,
+}
+
+impl std::fmt::Debug for AppHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppHandle").finish_non_exhaustive()
+    }
+}
+
+impl AppHandle {
+    fn core(&self) -> Option<Arc<ServerCore>> {
+        self.core.upgrade()
+    }
+
+    /// This server's type.
+    pub fn server_type(&self) -> String {
+        self.core()
+            .map(|core| core.config.server_type.clone())
+            .unwrap_or_default()
+    }
+
+    /// The session registry.
+    pub fn sessions(&self) -> Option<Arc<SessionHub>> {
+        self.core().map(|core| core.sessions.clone())
+    }
+
+    /// The session bound to `uid` on this server.
+    pub fn session_by_uid(&self, uid: &str) -> Option<Session> {
+        self.core()?.sessions.by_uid(uid)
+    }
+
+    /// Number of connected sessions.
+    pub fn session_count(&self) -> usize {
+        self.core().map_or(0, |core| core.sessions.count())
+    }
+
+    /// Pushes `value` on `route` to every uid in `uids` connected here;
+    /// returns the uids that could not be reached. The body is encoded once.
+    pub fn push_to_uids<T: Serialize + ?Sized>(
+        &self,
+        uids: &[impl AsRef<str>],
+        route: &str,
+        value: &T,
+    ) -> std::result::Result<Vec<String>, PitayaError> {
+        let core = self.core().ok_or_else(closed)?;
+        let frame = encode_value(&core, route, value)?;
+        let mut failed = Vec::new();
+        for uid in uids {
+            let uid = uid.as_ref();
+            let sent = core
+                .sessions
+                .by_uid(uid)
+                .is_some_and(|session| session.send_encoded(frame.clone()).is_ok());
+            if !sent {
+                failed.push(uid.to_owned());
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Pushes `value` on `route` to every session of this server.
+    pub fn broadcast<T: Serialize + ?Sized>(
+        &self,
+        route: &str,
+        value: &T,
+    ) -> std::result::Result<usize, PitayaError> {
+        let core = self.core().ok_or_else(closed)?;
+        let frame = encode_value(&core, route, value)?;
+        Ok(core
+            .sessions
+            .sessions()
+            .iter()
+            .filter(|session| session.send_encoded(frame.clone()).is_ok())
+            .count())
+    }
+
+    /// The in-memory groups of this server.
+    pub fn groups(&self) -> Option<Groups> {
+        self.core().map(|core| core.groups.clone())
+    }
+
+    /// Timers stopped when the app shuts down.
+    pub fn timers(&self) -> Option<Timers> {
+        self.core().map(|core| Timers::new(core.shutdown.clone()))
+    }
+
+    /// Asks the app to shut down gracefully.
+    pub fn shutdown(&self) {
+        if let Some(core) = self.core() {
+            core.shutdown.cancel();
+        }
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.core().is_none_or(|core| core.shutdown.is_cancelled())
+    }
+
+    /// Handshake dictionary as clients see it.
+    pub fn dictionary(&self) -> BTreeMap<String, u16> {
+        self.core()
+            .map(|core| core.codec.dictionary().to_map())
+            .unwrap_or_default()
+    }
+}
+
+fn closed() -> PitayaError {
+    PitayaError::new(crate::error::codes::INTERNAL, "the app has stopped")
+}
+
+/// Encodes a push once so it can be queued on many sessions.
+fn encode_value<T: Serialize + ?Sized>(
+    core: &ServerCore,
+    route: &str,
+    value: &T,
+) -> std::result::Result<Bytes, PitayaError> {
+    let body = core
+        .sessions
+        .serializer()
+        .serialize(value)
+        .map_err(|err| PitayaError::new(crate::error::codes::INTERNAL, err.to_string()))?;
+    encode_push(&core.codec, route, Bytes::from(body)).map_err(PitayaError::from)
+}

@@ -1,0 +1,453 @@
+//! Sessions: one per client connection, with a bound user id, typed
+//! key/value data, pushes and kick.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use bytes::{Bytes, BytesMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+use tokio::sync::Notify;
+
+use crate::codec::{HandshakeRequest, Message, MessageCodec, Packet};
+use crate::{PitayaError, Serializer, SerializerKind};
+
+/// Why a session operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// `bind` on a session that already has a uid.
+    #[error("session is already bound to uid {0:?}")]
+    AlreadyBound(String),
+    /// `bind` with an empty uid.
+    #[error("uid must not be empty")]
+    EmptyUid,
+    /// Another session holds the uid and unique sessions are off... or the
+    /// older one could not be kicked.
+    #[error("uid {0:?} is already bound to another session")]
+    UidTaken(String),
+    /// The session is closed.
+    #[error("session is closed")]
+    Closed,
+    /// A value could not be (de)serialized.
+    #[error("session value: {0}")]
+    Value(String),
+    /// An encoded push did not fit the protocol.
+    #[error("push: {0}")]
+    Encode(String),
+}
+
+impl From<SessionError> for PitayaError {
+    fn from(err: SessionError) -> Self {
+        let code = match err {
+            SessionError::AlreadyBound(_) | SessionError::EmptyUid | SessionError::UidTaken(_) => {
+                crate::error::codes::BAD_REQUEST
+            }
+            SessionError::Closed => crate::error::codes::CLIENT_CLOSED_REQUEST,
+            _ => crate::error::codes::INTERNAL,
+        };
+        PitayaError::new(code, err.to_string())
+    }
+}
+
+/// Settings and registry shared by every session of one server.
+#[derive(Debug)]
+pub struct SessionHub {
+    next_id: AtomicU64,
+    codec: MessageCodec,
+    serializer: SerializerKind,
+    max_queued_writes: usize,
+    unique: bool,
+    by_id: Mutex<HashMap<u64, Weak<SessionInner>>>,
+    by_uid: Mutex<HashMap<String, Weak<SessionInner>>>,
+}
+
+impl SessionHub {
+    /// A hub for sessions using `codec` for pushes and `serializer` for
+    /// payloads; a session whose write queue holds more than
+    /// `max_queued_writes` packets is closed as too slow; with `unique`, a
+    /// second bind of a uid kicks the older session.
+    pub fn new(
+        codec: MessageCodec,
+        serializer: SerializerKind,
+        max_queued_writes: usize,
+        unique: bool,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            next_id: AtomicU64::new(1),
+            codec,
+            serializer,
+            max_queued_writes: max_queued_writes.max(1),
+            unique,
+            by_id: Mutex::new(HashMap::new()),
+            by_uid: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Creates and registers a session for a new connection.
+    pub fn create(self: &Arc<Self>, remote_addr: Option<SocketAddr>) -> Session {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::new(SessionInner {
+            id,
+            hub: Arc::downgrade(self),
+            uid: OnceLock::new(),
+            data: Mutex::new(HashMap::new()),
+            handshake: OnceLock::new(),
+            remote_addr,
+            outbox: Mutex::new(Outbox::default()),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            on_close: Mutex::new(Vec::new()),
+        });
+        lock(&self.by_id).insert(id, Arc::downgrade(&inner));
+        Session { inner }
+    }
+
+    /// The session with `id`, if it is open.
+    pub fn by_id(&self, id: u64) -> Option<Session> {
+        lock(&self.by_id)
+            .get(&id)
+            .and_then(Weak::upgrade)
+            .map(|inner| Session { inner })
+    }
+
+    /// The session bound to `uid`, if any.
+    pub fn by_uid(&self, uid: &str) -> Option<Session> {
+        lock(&self.by_uid)
+            .get(uid)
+            .and_then(Weak::upgrade)
+            .map(|inner| Session { inner })
+    }
+
+    /// Number of open sessions.
+    pub fn count(&self) -> usize {
+        lock(&self.by_id).len()
+    }
+
+    /// Every open session (a snapshot).
+    pub fn sessions(&self) -> Vec<Session> {
+        lock(&self.by_id)
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|inner| Session { inner })
+            .collect()
+    }
+
+    /// The codec pushes are encoded with.
+    pub fn codec(&self) -> &MessageCodec {
+        &self.codec
+    }
+
+    /// The payload serializer.
+    pub fn serializer(&self) -> SerializerKind {
+        self.serializer
+    }
+
+    fn remove(&self, session: &SessionInner) {
+        lock(&self.by_id).remove(&session.id);
+        if let Some(uid) = session.uid.get() {
+            let mut by_uid = lock(&self.by_uid);
+            // Only remove the entry if it still points at this session.
+            if by_uid
+                .get(uid)
+                .is_some_and(|weak| weak.as_ptr() == std::ptr::from_ref(session))
+            {
+                by_uid.remove(uid);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these short critical sections leaves the
+    // data consistent (single inserts/removes), so poisoning is ignored.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Packets waiting for the connection's writer.
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<Bytes>,
+    /// Close after writing what is queued.
+    closing: bool,
+}
+
+type CloseCallback = Box<dyn FnOnce(&Session) + Send>;
+
+struct SessionInner {
+    id: u64,
+    hub: Weak<SessionHub>,
+    uid: OnceLock<String>,
+    data: Mutex<HashMap<String, serde_json::Value>>,
+    handshake: OnceLock<Arc<HandshakeRequest>>,
+    remote_addr: Option<SocketAddr>,
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+    closed: AtomicBool,
+    on_close: Mutex<Vec<CloseCallback>>,
+}
+
+/// A client's session. Cheap to clone; all clones are the same session.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<SessionInner>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.inner.id)
+            .field("uid", &self.inner.uid.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The session id, unique within this server process.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The bound user id, if any.
+    pub fn uid(&self) -> Option<&str> {
+        self.inner.uid.get().map(String::as_str)
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.inner.remote_addr
+    }
+
+    /// The client's handshake, once it happened.
+    pub fn handshake(&self) -> Option<&HandshakeRequest> {
+        self.inner.handshake.get().map(AsRef::as_ref)
+    }
+
+    /// Records the client's handshake (done by the agent).
+    pub fn set_handshake(&self, handshake: HandshakeRequest) {
+        let _ = self.inner.handshake.set(Arc::new(handshake));
+    }
+
+    /// The payload serializer.
+    pub fn serializer(&self) -> SerializerKind {
+        self.inner
+            .hub
+            .upgrade()
+            .map_or_else(SerializerKind::default, |hub| hub.serializer)
+    }
+
+    /// Binds the session to `uid`. Fails if it is already bound. With
+    /// unique sessions on, an older session bound to the same uid is kicked.
+    pub fn bind(&self, uid: impl Into<String>) -> Result<(), SessionError> {
+        let uid = uid.into();
+        if uid.is_empty() {
+            return Err(SessionError::EmptyUid);
+        }
+        if let Some(existing) = self.inner.uid.get() {
+            return Err(SessionError::AlreadyBound(existing.clone()));
+        }
+        let hub = self.inner.hub.upgrade().ok_or(SessionError::Closed)?;
+        let previous = {
+            let mut by_uid = lock(&hub.by_uid);
+            let previous = by_uid
+                .get(&uid)
+                .and_then(Weak::upgrade)
+                .filter(|p| !Arc::ptr_eq(p, &self.inner));
+            if previous.is_some() && !hub.unique {
+                return Err(SessionError::UidTaken(uid));
+            }
+            if self.inner.uid.set(uid.clone()).is_err() {
+                let bound = self.inner.uid.get().cloned().unwrap_or_default();
+                return Err(SessionError::AlreadyBound(bound));
+            }
+            by_uid.insert(uid, Arc::downgrade(&self.inner));
+            previous
+        };
+        if let Some(previous) = previous {
+            let previous = Session { inner: previous };
+            tracing::info!(
+                uid = self.uid(),
+                old = previous.id(),
+                new = self.id(),
+                "uid bound again: kicking the older session"
+            );
+            previous.kick();
+        }
+        Ok(())
+    }
+
+    /// Stores `value` under `key` (as JSON, like Pitaya's session data).
+    pub fn set<T: Serialize + ?Sized>(
+        &self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<(), SessionError> {
+        let value =
+            serde_json::to_value(value).map_err(|err| SessionError::Value(err.to_string()))?;
+        lock(&self.inner.data).insert(key.into(), value);
+        Ok(())
+    }
+
+    /// The value under `key` as a `T`; `Ok(None)` if absent.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let data = lock(&self.inner.data);
+        data.get(key)
+            .map(|value| T::deserialize(value).map_err(|err| SessionError::Value(err.to_string())))
+            .transpose()
+    }
+
+    /// Whether `key` is set.
+    pub fn contains(&self, key: &str) -> bool {
+        lock(&self.inner.data).contains_key(key)
+    }
+
+    /// Removes `key`, returning whether it was set.
+    pub fn remove(&self, key: &str) -> bool {
+        lock(&self.inner.data).remove(key).is_some()
+    }
+
+    /// All session data as a JSON object (what crosses the cluster).
+    pub fn data(&self) -> serde_json::Map<String, serde_json::Value> {
+        lock(&self.inner.data)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Replaces all session data.
+    pub fn set_data(&self, data: serde_json::Map<String, serde_json::Value>) {
+        *lock(&self.inner.data) = data.into_iter().collect();
+    }
+
+    /// Pushes `value` on `route` to this client.
+    pub fn push<T: Serialize + ?Sized>(&self, route: &str, value: &T) -> Result<(), SessionError> {
+        let hub = self.inner.hub.upgrade().ok_or(SessionError::Closed)?;
+        let body = hub
+            .serializer
+            .serialize(value)
+            .map_err(|err| SessionError::Value(err.to_string()))?;
+        let frame = encode_push(hub.codec(), route, Bytes::from(body))?;
+        self.send_encoded(frame)
+    }
+
+    /// Pushes an already serialized body on `route`.
+    pub fn push_raw(&self, route: &str, body: Bytes) -> Result<(), SessionError> {
+        let hub = self.inner.hub.upgrade().ok_or(SessionError::Closed)?;
+        let frame = encode_push(hub.codec(), route, body)?;
+        self.send_encoded(frame)
+    }
+
+    /// Queues an encoded packet (header included) for this client; the
+    /// same bytes can be queued on many sessions (broadcasts encode once).
+    /// A client whose queue is full is disconnected.
+    pub fn send_encoded(&self, frame: Bytes) -> Result<(), SessionError> {
+        if self.is_closed() {
+            return Err(SessionError::Closed);
+        }
+        let max = self
+            .inner
+            .hub
+            .upgrade()
+            .map_or(usize::MAX, |hub| hub.max_queued_writes);
+        {
+            let mut outbox = lock(&self.inner.outbox);
+            if outbox.closing {
+                return Err(SessionError::Closed);
+            }
+            if outbox.queue.len() >= max {
+                tracing::warn!(
+                    session = self.id(),
+                    uid = self.uid(),
+                    queued = outbox.queue.len(),
+                    "write queue full: disconnecting slow client"
+                );
+                outbox.closing = true;
+                outbox.queue.clear();
+                drop(outbox);
+                self.inner.wake.notify_one();
+                return Err(SessionError::Closed);
+            }
+            outbox.queue.push_back(frame);
+        }
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Sends a kick packet, then closes the connection.
+    pub fn kick(&self) {
+        let kick = Packet::kick().to_bytes().unwrap_or_default();
+        let mut outbox = lock(&self.inner.outbox);
+        if !outbox.closing {
+            outbox.queue.push_back(kick);
+            outbox.closing = true;
+        }
+        drop(outbox);
+        self.inner.wake.notify_one();
+    }
+
+    /// Closes the connection after writing what is queued.
+    pub fn close(&self) {
+        lock(&self.inner.outbox).closing = true;
+        self.inner.wake.notify_one();
+    }
+
+    /// Whether the session is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Runs `callback` when the session closes (immediately if it already is).
+    pub fn on_close(&self, callback: impl FnOnce(&Session) + Send + 'static) {
+        if self.is_closed() {
+            callback(self);
+            return;
+        }
+        lock(&self.inner.on_close).push(Box::new(callback));
+    }
+
+    /// Takes the queued packets for the writer, and whether to close after
+    /// writing them. Used by the agent.
+    pub fn take_outgoing(&self, into: &mut VecDeque<Bytes>) -> bool {
+        let mut outbox = lock(&self.inner.outbox);
+        into.append(&mut outbox.queue);
+        if outbox.queue.capacity() > 16 {
+            outbox.queue = VecDeque::new();
+        }
+        outbox.closing
+    }
+
+    /// Waits until something is queued for the writer. Used by the agent.
+    pub async fn outgoing_ready(&self) {
+        self.inner.wake.notified().await;
+    }
+
+    /// Marks the session closed, unregisters it and runs the close
+    /// callbacks. Called once by the agent when the connection ends.
+    pub fn mark_closed(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(hub) = self.inner.hub.upgrade() {
+            hub.remove(&self.inner);
+        }
+        let callbacks = std::mem::take(&mut *lock(&self.inner.on_close));
+        for callback in callbacks {
+            callback(self);
+        }
+    }
+}
+
+/// Encodes a push as a whole data packet.
+pub fn encode_push(codec: &MessageCodec, route: &str, body: Bytes) -> Result<Bytes, SessionError> {
+    let mut out = BytesMut::new();
+    codec
+        .encode_packet(&Message::push(route, body), &mut out)
+        .map_err(|err| SessionError::Encode(err.to_string()))?;
+    Ok(out.freeze())
+}
