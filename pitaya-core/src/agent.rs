@@ -330,7 +330,7 @@ impl<C: PlayerConn> Agent<C> {
     async fn finish(&mut self, reason: Close) {
         match &reason {
             Close::PeerClosed | Close::Shutdown | Close::Kicked => {
-                tracing::debug!(%reason, "closing")
+                tracing::debug!(%reason, "closing");
             }
             Close::HeartbeatTimeout | Close::WriteTimeout | Close::HandshakeRefused => {
                 tracing::info!(%reason, "closing");

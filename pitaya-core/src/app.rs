@@ -1,7 +1,6 @@
 //! The application: builder, shared server state and the run loop with
 //! graceful shutdown.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -85,7 +84,6 @@ pub(crate) struct ServerCore {
     pub(crate) pipelines: Pipelines,
     pub(crate) codec: MessageCodec,
     pub(crate) sessions: Arc<SessionHub>,
-    pub(crate) groups: Groups,
     pub(crate) handshake_ok: Bytes,
     pub(crate) handshake_refused: Bytes,
     pub(crate) shutdown: CancellationToken,
@@ -317,20 +315,27 @@ impl AppBuilder {
             self.max_queued_writes,
             self.unique_sessions,
         );
-        let core = Arc::new_cyclic(|weak| ServerCore {
+        let shutdown = CancellationToken::new();
+        let handle = AppHandle {
+            shared: Arc::new(Shared {
+                server_type: self.config.server_type.clone(),
+                sessions: sessions.clone(),
+                groups: Groups::new(sessions.clone()),
+                shutdown: shutdown.clone(),
+            }),
+        };
+        let core = Arc::new(ServerCore {
             config: self.config,
             routes: self.routes,
             pipelines: self.pipelines,
             codec,
-            groups: Groups::new(sessions.clone()),
             sessions,
             handshake_ok,
             handshake_refused,
-            shutdown: CancellationToken::new(),
+            shutdown,
             tracker: TaskTracker::new(),
-            handle: AppHandle { core: weak.clone() },
+            handle: handle.clone(),
         });
-        let handle = core.handle();
         Ok(App {
             core,
             acceptors: self.acceptors,
@@ -516,7 +521,7 @@ impl<A: Acceptor> ErasedAcceptor for A {
                             match A::upgrade(raw).await {
                                 Ok(conn) => crate::agent::serve(conn, core).await,
                                 Err(err) => {
-                                    tracing::debug!(error = %err, "connection upgrade failed")
+                                    tracing::debug!(error = %err, "connection upgrade failed");
                                 }
                             }
                         });
@@ -532,43 +537,58 @@ impl<A: Acceptor> ErasedAcceptor for A {
     }
 }
 
-/// A cheap handle to a running app: sessions, pushes, shutdown.
+/// A cheap handle to an app: sessions, pushes, groups, timers, shutdown.
+/// Handlers get it with an `&AppHandle` argument.
 #[derive(Clone)]
 pub struct AppHandle {
-    core: std::sync::Weak<ServerCore>,
+    shared: Arc<Shared>,
+}
+
+/// The parts of an app that handles reach.
+struct Shared {
+    server_type: String,
+    sessions: Arc<SessionHub>,
+    groups: Groups,
+    shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for AppHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppHandle").finish_non_exhaustive()
+        f.debug_struct("AppHandle")
+            .field("server_type", &self.shared.server_type)
+            .finish_non_exhaustive()
     }
 }
 
 impl AppHandle {
-    fn core(&self) -> Option<Arc<ServerCore>> {
-        self.core.upgrade()
-    }
-
     /// This server's type.
-    pub fn server_type(&self) -> String {
-        self.core()
-            .map(|core| core.config.server_type.clone())
-            .unwrap_or_default()
+    pub fn server_type(&self) -> &str {
+        &self.shared.server_type
     }
 
     /// The session registry.
-    pub fn sessions(&self) -> Option<Arc<SessionHub>> {
-        self.core().map(|core| core.sessions.clone())
+    pub fn sessions(&self) -> &Arc<SessionHub> {
+        &self.shared.sessions
     }
 
     /// The session bound to `uid` on this server.
     pub fn session_by_uid(&self, uid: &str) -> Option<Session> {
-        self.core()?.sessions.by_uid(uid)
+        self.shared.sessions.by_uid(uid)
     }
 
     /// Number of connected sessions.
     pub fn session_count(&self) -> usize {
-        self.core().map_or(0, |core| core.sessions.count())
+        self.shared.sessions.count()
+    }
+
+    /// The in-memory groups of this server.
+    pub fn groups(&self) -> &Groups {
+        &self.shared.groups
+    }
+
+    /// Timers stopped when the app shuts down.
+    pub fn timers(&self) -> Timers {
+        Timers::new(self.shared.shutdown.clone())
     }
 
     /// Pushes `value` on `route` to every uid in `uids` connected here;
@@ -579,12 +599,12 @@ impl AppHandle {
         route: &str,
         value: &T,
     ) -> std::result::Result<Vec<String>, PitayaError> {
-        let core = self.core().ok_or_else(closed)?;
-        let frame = encode_value(&core, route, value)?;
+        let frame = self.encode_push(route, value)?;
         let mut failed = Vec::new();
         for uid in uids {
             let uid = uid.as_ref();
-            let sent = core
+            let sent = self
+                .shared
                 .sessions
                 .by_uid(uid)
                 .is_some_and(|session| session.send_encoded(frame.clone()).is_ok());
@@ -595,15 +615,34 @@ impl AppHandle {
         Ok(failed)
     }
 
-    /// Pushes `value` on `route` to every session of this server.
+    /// Pushes `value` on `route` to the session bound to `uid`.
+    pub fn push_to_uid<T: Serialize + ?Sized>(
+        &self,
+        uid: &str,
+        route: &str,
+        value: &T,
+    ) -> std::result::Result<(), PitayaError> {
+        let failed = self.push_to_uids(&[uid], route, value)?;
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(PitayaError::new(
+                crate::error::codes::NOT_FOUND,
+                format!("uid {uid:?} is not connected"),
+            ))
+        }
+    }
+
+    /// Pushes `value` on `route` to every session of this server; returns
+    /// how many sessions it was queued on.
     pub fn broadcast<T: Serialize + ?Sized>(
         &self,
         route: &str,
         value: &T,
     ) -> std::result::Result<usize, PitayaError> {
-        let core = self.core().ok_or_else(closed)?;
-        let frame = encode_value(&core, route, value)?;
-        Ok(core
+        let frame = self.encode_push(route, value)?;
+        Ok(self
+            .shared
             .sessions
             .sessions()
             .iter()
@@ -611,50 +650,27 @@ impl AppHandle {
             .count())
     }
 
-    /// The in-memory groups of this server.
-    pub fn groups(&self) -> Option<Groups> {
-        self.core().map(|core| core.groups.clone())
-    }
-
-    /// Timers stopped when the app shuts down.
-    pub fn timers(&self) -> Option<Timers> {
-        self.core().map(|core| Timers::new(core.shutdown.clone()))
-    }
-
     /// Asks the app to shut down gracefully.
     pub fn shutdown(&self) {
-        if let Some(core) = self.core() {
-            core.shutdown.cancel();
-        }
+        self.shared.shutdown.cancel();
     }
 
     /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
-        self.core().is_none_or(|core| core.shutdown.is_cancelled())
+        self.shared.shutdown.is_cancelled()
     }
 
-    /// Handshake dictionary as clients see it.
-    pub fn dictionary(&self) -> BTreeMap<String, u16> {
-        self.core()
-            .map(|core| core.codec.dictionary().to_map())
-            .unwrap_or_default()
+    /// Encodes a push once so it can be queued on many sessions.
+    fn encode_push<T: Serialize + ?Sized>(
+        &self,
+        route: &str,
+        value: &T,
+    ) -> std::result::Result<Bytes, PitayaError> {
+        let sessions = &self.shared.sessions;
+        let body = sessions
+            .serializer()
+            .serialize(value)
+            .map_err(|err| PitayaError::new(crate::error::codes::INTERNAL, err.to_string()))?;
+        encode_push(sessions.codec(), route, Bytes::from(body)).map_err(PitayaError::from)
     }
-}
-
-fn closed() -> PitayaError {
-    PitayaError::new(crate::error::codes::INTERNAL, "the app has stopped")
-}
-
-/// Encodes a push once so it can be queued on many sessions.
-fn encode_value<T: Serialize + ?Sized>(
-    core: &ServerCore,
-    route: &str,
-    value: &T,
-) -> std::result::Result<Bytes, PitayaError> {
-    let body = core
-        .sessions
-        .serializer()
-        .serialize(value)
-        .map_err(|err| PitayaError::new(crate::error::codes::INTERNAL, err.to_string()))?;
-    encode_push(&core.codec, route, Bytes::from(body)).map_err(PitayaError::from)
 }

@@ -351,7 +351,7 @@ fn check_message_round_trip(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(192))]
 
     #[test]
     fn message_round_trips_without_dictionary(message in message()) {
@@ -553,7 +553,7 @@ fn handshake_response() -> impl Strategy<Value = HandshakeResponse> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(160))]
 
     #[test]
     fn handshake_request_round_trips(request in handshake_request()) {

@@ -90,9 +90,27 @@ impl HandshakeRequest {
         }
     }
 
-    /// Parses a client handshake body.
+    /// Parses a client handshake body. Like Go's decoder, the body and its
+    /// `sys` block must be JSON objects (`null` counts as empty).
     pub fn decode(body: &[u8]) -> Result<Self, CodecError> {
-        Ok(serde_json::from_slice(body)?)
+        let mut value: Value = serde_json::from_slice(body)?;
+        let object_or_null =
+            |value: Option<&Value>| matches!(value, None | Some(Value::Null | Value::Object(_)));
+        if !object_or_null(Some(&value)) || !object_or_null(value.get("sys")) {
+            return Err(CodecError::Handshake(
+                <serde_json::Error as de::Error>::custom(
+                    "handshake and its sys block must be JSON objects",
+                ),
+            ));
+        }
+        match &mut value {
+            Value::Null => return Ok(Self::default()),
+            Value::Object(map) if map.get("sys").is_some_and(Value::is_null) => {
+                map.remove("sys");
+            }
+            _ => {}
+        }
+        Ok(serde_json::from_value(value)?)
     }
 
     /// The JSON body of this handshake.
@@ -381,6 +399,16 @@ mod tests {
         assert_eq!(request.sys.client_build_number, "7");
         assert_eq!(request.sys.client_version, "true");
         assert!(HandshakeRequest::decode(b"[1,2]").is_err());
+        assert!(HandshakeRequest::decode(b"[]").is_err());
+        assert!(HandshakeRequest::decode(br#"{"sys":["mac","1"]}"#).is_err());
+        assert_eq!(
+            HandshakeRequest::decode(b"null").unwrap(),
+            HandshakeRequest::default()
+        );
+        assert_eq!(
+            HandshakeRequest::decode(br#"{"sys":null}"#).unwrap(),
+            HandshakeRequest::default()
+        );
         assert!(HandshakeRequest::decode(br#"{"sys":{"platform":{}}}"#).is_err());
         assert!(HandshakeRequest::decode(b"").is_err());
     }
