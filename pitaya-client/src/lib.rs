@@ -1,0 +1,25 @@
+//! Rust client for Pitaya servers (Go Pitaya and pitaya-rs alike).
+//!
+//! - [`transport`]: whole packets over TCP, TLS, WebSocket and WebSocket
+//!   over TLS, plus the handshake,
+//! - [`Client`]: requests with timeouts, notifies, pushes, kicks, automatic
+//!   heartbeats, JSON or MessagePack, route compression.
+//!
+//! The `pitaya-cli` REPL and the `pitaya-bench` load generator are built on
+//! this crate (feature `tools`, on by default).
+#![deny(missing_docs)]
+
+mod client;
+mod endpoint;
+mod error;
+pub mod tls;
+pub mod transport;
+
+pub use client::{
+    Client, ClientBuilder, DEFAULT_EVENT_BUFFER, DEFAULT_REQUEST_TIMEOUT, Event, Events,
+    IntoEndpoint, default_handshake,
+};
+pub use endpoint::Endpoint;
+pub use error::{Error, Result};
+pub use pitaya_core::{PitayaError, SerializerKind};
+pub use tls::TlsConfig;
