@@ -1,5 +1,76 @@
-//! Acceptors of pitaya-rs: TCP and WebSocket listeners (TLS for both) and
-//! acceptor wrappers such as rate limiting.
+//! Acceptors of pitaya-rs: where Pitaya clients connect.
 //!
-//! Empty until the standalone-server issue; the crate exists so the
-//! workspace has its final shape.
+//! - [`TcpAcceptor`]: packets back to back on a TCP stream (`tcp://`), or
+//!   on TLS over TCP with [`TcpAcceptor::with_tls`] (`tls://`).
+//! - [`WsAcceptor`]: one packet per binary WebSocket message (`ws://`), or
+//!   WebSocket over TLS with [`WsAcceptor::with_tls`] (`wss://`).
+//! - [`TlsConfig`]: a certificate and key for either (rustls with ring).
+//! - Wrappers that change what an acceptor's connections do, such as
+//!   [`RateLimited`]; see [`wrapper`] to write your own.
+//!
+//! All implement [`Acceptor`](pitaya_core::acceptor::Acceptor), whose
+//! connections carry whole [`Packet`](pitaya_core::codec::Packet)s. The
+//! wire format matches Pitaya's acceptors byte for byte.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pitaya_acceptors::{AcceptorExt, TcpAcceptor, WsAcceptor};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let tcp = TcpAcceptor::bind("0.0.0.0:3250").await?.rate_limited(20, Duration::from_secs(1));
+//! let ws = WsAcceptor::bind("0.0.0.0:3251").await?.with_path("/ws");
+//! # let _ = (tcp, ws); Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod io;
+mod rate_limit;
+mod stream;
+mod tcp;
+mod tls;
+pub mod wrapper;
+mod ws;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use rate_limit::{
+    DEFAULT_RATE_INTERVAL, DEFAULT_RATE_LIMIT, RateLimited, RateLimitedConn, RateLimitedRaw,
+};
+pub use tcp::{RawTcpConn, TcpAcceptor, TcpConn};
+pub use tls::TlsConfig;
+pub use wrapper::AcceptorExt;
+pub use ws::{RawWsConn, WsAcceptor, WsConn};
+
+/// Default bound on a new connection's TLS handshake and WebSocket upgrade.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an acceptor could not be configured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A certificate or key file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+    /// A PEM input holds no (or no valid) certificate or key.
+    #[error("invalid pem: {0}")]
+    Pem(String),
+    /// rustls refused the configuration (e.g. a key that does not match
+    /// the certificate).
+    #[error("tls configuration: {0}")]
+    Tls(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error of a handshake or upgrade that took too long.
+fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
