@@ -115,6 +115,7 @@ pub struct AppBuilder {
     pipelines: Pipelines,
     serializer: SerializerKind,
     compression: bool,
+    compression_threshold: usize,
     dictionary: RouteDictionary,
     max_queued_writes: usize,
     unique_sessions: bool,
@@ -141,6 +142,7 @@ impl App {
             pipelines: Pipelines::default(),
             serializer: SerializerKind::Json,
             compression: true,
+            compression_threshold: crate::codec::DEFAULT_COMPRESSION_THRESHOLD,
             dictionary: RouteDictionary::default(),
             max_queued_writes: 100,
             unique_sessions: true,
@@ -233,6 +235,15 @@ impl AppBuilder {
         self
     }
 
+    /// Bodies shorter than this are sent uncompressed even with compression
+    /// on (default 128 bytes; 0 tries every body, as Pitaya does). See
+    /// [`DEFAULT_COMPRESSION_THRESHOLD`](crate::codec::DEFAULT_COMPRESSION_THRESHOLD).
+    #[must_use]
+    pub fn compression_threshold(mut self, bytes: usize) -> Self {
+        self.compression_threshold = bytes;
+        self
+    }
+
     /// Route compression dictionary announced in the handshake.
     #[must_use]
     pub fn dictionary(mut self, dictionary: RouteDictionary) -> Self {
@@ -298,7 +309,8 @@ impl AppBuilder {
         }
         let codec = MessageCodec::default()
             .with_dictionary(self.dictionary.clone())
-            .with_compression(self.compression);
+            .with_compression(self.compression)
+            .with_compression_threshold(self.compression_threshold);
         let response = HandshakeResponse::ok(
             self.config.heartbeat,
             self.dictionary.to_map(),

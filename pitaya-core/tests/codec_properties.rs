@@ -259,9 +259,11 @@ fn check_message_round_trip(
     let plain_codec = MessageCodec::default()
         .with_dictionary(dict.clone())
         .with_compression(false);
+    // Threshold 0: Pitaya's rule, compress whenever strictly shorter.
     let zip_codec = MessageCodec::default()
         .with_dictionary(dict.clone())
-        .with_compression(true);
+        .with_compression(true)
+        .with_compression_threshold(0);
     let kind = message.kind;
     let code = if kind.has_route() {
         dict.code(&message.route)
@@ -411,7 +413,10 @@ fn compression_threshold_is_strictly_shorter() {
             body.resize_with(total, &mut noise);
             let deflated = compression::deflate(&body).len();
             let message = Message::response(1, body.clone());
-            let bytes = MessageCodec::default().encode_to_bytes(&message).unwrap();
+            let bytes = MessageCodec::default()
+                .with_compression_threshold(0)
+                .encode_to_bytes(&message)
+                .unwrap();
             if deflated == body.len() {
                 equal += 1;
                 assert_eq!(bytes[0] & 0x10, 0, "equal length stays plain: {body:?}");

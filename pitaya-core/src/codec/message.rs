@@ -20,6 +20,15 @@ const ERROR: u8 = 0x20;
 /// Default bound on an inflated (zlib) message body: the largest packet.
 pub const DEFAULT_MAX_INFLATED_LEN: usize = MAX_PACKET_BODY;
 
+/// Bodies shorter than this are never compressed by default.
+///
+/// Pitaya tries to deflate every body; for the short bodies most game
+/// messages have, that almost never pays (zlib adds 6 bytes of framing) and
+/// resetting the deflate state costs more than the rest of a request.
+/// Receivers handle both forms, so this changes no behaviour a client can
+/// rely on; set the threshold to 0 for Pitaya's exact choice.
+pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 128;
+
 /// The kind of a message (flag bits 1-3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -136,6 +145,7 @@ impl Message {
 pub struct MessageCodec {
     dictionary: RouteDictionary,
     compress: bool,
+    compression_threshold: usize,
     max_inflated_len: usize,
 }
 
@@ -144,6 +154,7 @@ impl Default for MessageCodec {
         Self {
             dictionary: RouteDictionary::default(),
             compress: true,
+            compression_threshold: DEFAULT_COMPRESSION_THRESHOLD,
             max_inflated_len: DEFAULT_MAX_INFLATED_LEN,
         }
     }
@@ -162,6 +173,14 @@ impl MessageCodec {
     #[must_use]
     pub fn with_compression(mut self, compress: bool) -> Self {
         self.compress = compress;
+        self
+    }
+
+    /// Only bodies of at least `threshold` bytes are compressed (default
+    /// [`DEFAULT_COMPRESSION_THRESHOLD`]; 0 tries every body, as Pitaya).
+    #[must_use]
+    pub fn with_compression_threshold(mut self, threshold: usize) -> Self {
+        self.compression_threshold = threshold;
         self
     }
 
@@ -200,7 +219,7 @@ impl MessageCodec {
         if kind.has_route() && code.is_none() && message.route.len() > 255 {
             return Err(CodecError::RouteTooLong(message.route.len()));
         }
-        let deflated = if self.compress {
+        let deflated = if self.compress && message.body.len() >= self.compression_threshold {
             compression::deflate_if_smaller(&message.body)
         } else {
             None
@@ -369,7 +388,8 @@ mod tests {
     #[test]
     fn golden_compressed_error_response() {
         let body = vec![b'e'; 64];
-        let bytes = hex(&MessageCodec::default(), &Message::error_response(0, body));
+        let codec = MessageCodec::default().with_compression_threshold(0);
+        let bytes = hex(&codec, &Message::error_response(0, body));
         assert_eq!(&bytes[..4], &[0x34, 0x00, 0x78, 0x9c]);
     }
 
@@ -425,6 +445,26 @@ mod tests {
         let decoded = codec.decode(bytes).unwrap();
         assert_eq!(decoded.body, big);
         assert_eq!(decoded.route, "onMessage");
+    }
+
+    #[test]
+    fn bodies_under_the_threshold_stay_plain() {
+        let repetitive = vec![b'a'; 100];
+        let default = MessageCodec::default();
+        assert_eq!(
+            hex(&default, &Message::response(1, repetitive.clone()))[0],
+            0x04
+        );
+        let pitaya = MessageCodec::default().with_compression_threshold(0);
+        assert_eq!(
+            hex(&pitaya, &Message::response(1, repetitive.clone()))[0],
+            0x14
+        );
+        let at_threshold = MessageCodec::default().with_compression_threshold(100);
+        assert_eq!(
+            hex(&at_threshold, &Message::response(1, repetitive))[0],
+            0x14
+        );
     }
 
     #[test]
