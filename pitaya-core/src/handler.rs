@@ -181,7 +181,7 @@ impl Request {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be extracted from a client request",
     label = "not a handler argument",
-    note = "handler arguments taken by reference are extracted from the request: `&Session`, `&Context`; the payload is the one argument taken by value"
+    note = "handler arguments taken by reference are extracted from the request: `&Session`, `&Context`, `&AppHandle`; the payload is the one argument taken by value"
 )]
 pub trait FromRequest: Sized {
     /// Extracts the value from `request`.
@@ -193,7 +193,7 @@ pub trait FromRequest: Sized {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be extracted in a `#[remote]` method",
     label = "not a remote argument",
-    note = "remotes are server-to-server calls without a client session: take `&Context` and the payload"
+    note = "remotes are server-to-server calls without a client session: take `&Context`, `&AppHandle` and the payload"
 )]
 pub trait FromRemoteRequest: Sized {
     /// Extracts the value from `request`.

@@ -1,0 +1,12 @@
+use pitaya::prelude::*;
+
+struct Room;
+
+#[component]
+impl Room {
+    #[handler]
+    #[remote]
+    async fn members(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use pitaya::prelude::*;
+
+#[component]
+struct Room {
+    id: u32,
+}
+
+fn main() {
+    let _ = Room { id: 1 }.id;
+}

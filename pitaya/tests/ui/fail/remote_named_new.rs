@@ -1,0 +1,11 @@
+use pitaya::prelude::*;
+
+struct Room;
+
+#[component]
+impl Room {
+    #[remote]
+    async fn new(&self) {}
+}
+
+fn main() {}
