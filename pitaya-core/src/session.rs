@@ -93,6 +93,7 @@ impl SessionHub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let inner = Arc::new(SessionInner {
             id,
+            serializer: self.serializer,
             hub: Arc::downgrade(self),
             uid: OnceLock::new(),
             data: Mutex::new(HashMap::new()),
@@ -182,6 +183,7 @@ type CloseCallback = Box<dyn FnOnce(&Session) + Send>;
 
 struct SessionInner {
     id: u64,
+    serializer: SerializerKind,
     hub: Weak<SessionHub>,
     uid: OnceLock<String>,
     data: Mutex<HashMap<String, serde_json::Value>>,
@@ -236,10 +238,7 @@ impl Session {
 
     /// The payload serializer.
     pub fn serializer(&self) -> SerializerKind {
-        self.inner
-            .hub
-            .upgrade()
-            .map_or_else(SerializerKind::default, |hub| hub.serializer)
+        self.inner.serializer
     }
 
     /// Binds the session to `uid`. Fails if it is already bound. With
