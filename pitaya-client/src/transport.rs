@@ -22,12 +22,14 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use pitaya_core::codec::{
-    HandshakeRequest, HandshakeResponse, MAX_PACKET_BODY, Packet, PacketCodec, PacketType,
+    HEADER_LEN, HandshakeRequest, HandshakeResponse, MAX_PACKET_BODY, Packet, PacketCodec,
+    PacketType,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::codec::FramedRead;
 
 use crate::{Endpoint, Error, Result, TlsConfig};
@@ -37,6 +39,9 @@ trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 type BoxedIo = Box<dyn Io>;
+
+/// WebSocket read buffer size.
+const WS_READ_BUFFER: usize = 8 * 1024;
 type WsStream = WebSocketStream<BoxedIo>;
 
 /// How to connect.
@@ -160,7 +165,14 @@ async fn websocket_pair(
     let url = endpoint
         .url()
         .ok_or_else(|| Error::InvalidEndpoint(endpoint.to_string()))?;
-    let (ws, _response) = tokio_tungstenite::client_async(url, io).await?;
+    // tungstenite zero-fills its read buffer on every read: a small buffer
+    // halves the CPU cost per message compared with the 128 KiB default.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
+        .max_message_size(Some(options.max_body_len + HEADER_LEN))
+        .max_frame_size(Some(options.max_body_len + HEADER_LEN));
+    let (ws, _response) =
+        tokio_tungstenite::client_async_with_config(url, io, Some(config)).await?;
     let (sink, stream) = ws.split();
     Ok((
         PacketWriter {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt as _, StreamExt as _};
-use pitaya_core::codec::{HandshakeResponse, Message, MessageCodec, MessageType, Packet, PacketCodec, PacketType};
+use pitaya_core::codec::{
+    HandshakeResponse, Message, MessageCodec, MessageType, Packet, PacketCodec, PacketType,
+};
 use pitaya_core::{PitayaError, Serializer as _, SerializerKind};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
@@ -61,26 +63,41 @@ async fn serve(stream: TcpStream, mode: Mode, notifies: Arc<AtomicU64>) {
     let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, PacketCodec::new());
     let codec = MessageCodec::default();
-    let handshake = HandshakeResponse::ok(Duration::from_secs(30), BTreeMap::new(), "json").encode(false);
+    let handshake =
+        HandshakeResponse::ok(Duration::from_secs(30), BTreeMap::new(), "json").encode(false);
     while let Some(Ok(packet)) = framed.next().await {
         let reply = match packet.kind {
             PacketType::Handshake => Some(Packet::new(PacketType::Handshake, handshake.clone())),
             PacketType::Data => {
-                let Ok(message) = codec.decode(packet.body) else { return };
+                let Ok(message) = codec.decode(packet.body) else {
+                    return;
+                };
                 match (message.kind, mode) {
                     (MessageType::Notify, _) => {
                         notifies.fetch_add(1, Ordering::Relaxed);
                         None
                     }
-                    (MessageType::Request, Mode::Echo) => Some(Message::response(message.id, message.body)),
+                    (MessageType::Request, Mode::Echo) => {
+                        Some(Message::response(message.id, message.body))
+                    }
                     (MessageType::Request, Mode::Error(code)) => {
-                        let err = PitayaError::new(code, format!("pitaya/handler: {} not found", message.route));
-                        let body = SerializerKind::Json.serialize(&err).expect("serialize error");
+                        let err = PitayaError::new(
+                            code,
+                            format!("pitaya/handler: {} not found", message.route),
+                        );
+                        let body = SerializerKind::Json
+                            .serialize(&err)
+                            .expect("serialize error");
                         Some(Message::error_response(message.id, body))
                     }
                     _ => None,
                 }
-                .map(|reply| Packet::new(PacketType::Data, codec.encode_to_bytes(&reply).expect("encode")))
+                .map(|reply| {
+                    Packet::new(
+                        PacketType::Data,
+                        codec.encode_to_bytes(&reply).expect("encode"),
+                    )
+                })
             }
             _ => None,
         };
@@ -110,9 +127,18 @@ fn bench(name: &str, args: &[&str]) -> Value {
         .expect("run pitaya-bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "pitaya-bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("throughput:"), "summary on stdout:\n{stdout}");
-    assert!(stderr.is_empty(), "--quiet prints nothing on stderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "pitaya-bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("throughput:"),
+        "summary on stdout:\n{stdout}"
+    );
+    assert!(
+        stderr.is_empty(),
+        "--quiet prints nothing on stderr:\n{stderr}"
+    );
     let text = std::fs::read_to_string(&path).expect("read the JSON result");
     let _ = std::fs::remove_file(&path);
     serde_json::from_str(&text).expect("valid JSON")
@@ -133,7 +159,10 @@ fn assert_sane_latencies(result: &Value) {
         ms(result, "max"),
     );
     assert!(p50 > 0.0, "{result}");
-    assert!(p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max, "{result}");
+    assert!(
+        p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+        "{result}"
+    );
     assert!(max < 5000.0, "below the timeout: {result}");
 }
 
@@ -142,7 +171,17 @@ fn echo_2000_requests_all_ok() {
     let server = start_server(Mode::Echo);
     let result = bench(
         "echo",
-        &[&server.addr, "--requests", "2000", "-c", "4", "--warmup", "200ms", "--label", "echo test"],
+        &[
+            &server.addr,
+            "--requests",
+            "2000",
+            "-c",
+            "4",
+            "--warmup",
+            "200ms",
+            "--label",
+            "echo test",
+        ],
     );
     assert_eq!(result["requests"]["ok"], 2000, "{result}");
     assert_eq!(result["requests"]["sent"], 2000, "{result}");
@@ -155,8 +194,18 @@ fn echo_2000_requests_all_ok() {
     assert_eq!(result["route"], "echo.echo.echo");
     assert_eq!(result["serializer"], "json");
     assert_eq!(result["config"]["requests"], 2000);
-    assert!(result["throughput_rps"].as_f64().is_some_and(|rps| rps > 0.0), "{result}");
-    assert!(result["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{result}");
+    assert!(
+        result["throughput_rps"]
+            .as_f64()
+            .is_some_and(|rps| rps > 0.0),
+        "{result}"
+    );
+    assert!(
+        result["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{result}"
+    );
     assert_sane_latencies(&result);
 }
 
@@ -192,12 +241,29 @@ fn error_responses_are_counted_by_code() {
     let server = start_server(Mode::Error("PIT-404"));
     let result = bench(
         "errors",
-        &[&server.addr, "--requests", "500", "-c", "2", "--warmup", "0s", "--route", "room.room.nope"],
+        &[
+            &server.addr,
+            "--requests",
+            "500",
+            "-c",
+            "2",
+            "--warmup",
+            "0s",
+            "--route",
+            "room.room.nope",
+        ],
     );
     assert_eq!(result["requests"]["ok"], 0, "{result}");
     assert_eq!(result["requests"]["errors"], 500, "{result}");
-    assert_eq!(result["errors_by_code"], serde_json::json!({"PIT-404": 500}), "{result}");
-    assert!(result["latency_ms"].is_null(), "no successful request: {result}");
+    assert_eq!(
+        result["errors_by_code"],
+        serde_json::json!({"PIT-404": 500}),
+        "{result}"
+    );
+    assert!(
+        result["latency_ms"].is_null(),
+        "no successful request: {result}"
+    );
 }
 
 #[test]
@@ -205,10 +271,26 @@ fn unanswered_requests_time_out_as_pit_504() {
     let server = start_server(Mode::Silent);
     let result = bench(
         "timeouts",
-        &[&server.addr, "-n", "6", "-c", "2", "--depth", "3", "--warmup", "0s", "--timeout", "300ms"],
+        &[
+            &server.addr,
+            "-n",
+            "6",
+            "-c",
+            "2",
+            "--depth",
+            "3",
+            "--warmup",
+            "0s",
+            "--timeout",
+            "300ms",
+        ],
     );
     assert_eq!(result["requests"]["ok"], 0, "{result}");
-    assert_eq!(result["errors_by_code"], serde_json::json!({"PIT-504": 6}), "{result}");
+    assert_eq!(
+        result["errors_by_code"],
+        serde_json::json!({"PIT-504": 6}),
+        "{result}"
+    );
 }
 
 #[test]
@@ -216,11 +298,25 @@ fn notifies_are_sent_and_counted() {
     let server = start_server(Mode::Echo);
     let result = bench(
         "notify",
-        &[&server.addr, "--notify", "-n", "5000", "-c", "2", "--warmup", "0s"],
+        &[
+            &server.addr,
+            "--notify",
+            "-n",
+            "5000",
+            "-c",
+            "2",
+            "--warmup",
+            "0s",
+        ],
     );
     assert_eq!(result["requests"]["sent"], 5000, "{result}");
     assert!(result["latency_ms"].is_null(), "{result}");
-    assert!(result["throughput_rps"].as_f64().is_some_and(|rps| rps > 0.0), "{result}");
+    assert!(
+        result["throughput_rps"]
+            .as_f64()
+            .is_some_and(|rps| rps > 0.0),
+        "{result}"
+    );
     // The connections close after their last notify; give the server a moment.
     for _ in 0..100 {
         if server.notifies.load(Ordering::Relaxed) >= 5000 {
@@ -234,10 +330,16 @@ fn notifies_are_sent_and_counted() {
 #[test]
 fn duration_mode_and_connect_failures() {
     let server = start_server(Mode::Echo);
-    let result = bench("duration", &[&server.addr, "-d", "300ms", "-c", "2", "--warmup", "100ms"]);
+    let result = bench(
+        "duration",
+        &[&server.addr, "-d", "300ms", "-c", "2", "--warmup", "100ms"],
+    );
     let secs = result["duration_s"].as_f64().expect("duration_s");
     assert!((0.25..=0.5).contains(&secs), "{result}");
-    assert!(result["requests"]["ok"].as_u64().is_some_and(|ok| ok > 0), "{result}");
+    assert!(
+        result["requests"]["ok"].as_u64().is_some_and(|ok| ok > 0),
+        "{result}"
+    );
 
     // Nothing listens on a port we just released: every connect fails.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")

@@ -50,3 +50,8 @@ pub mod __private {
     pub use std::result::Result::{self, Err, Ok};
     pub use std::sync::Arc;
 }
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -234,7 +234,9 @@ fn drain_packets(
 /// already received has been handled. Unlike the TCP loop, reading waits
 /// for that flush, so a peer must read while it pipelines (as clients do).
 pub(crate) async fn serve_ws(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    // A small read buffer: tungstenite zero-fills it on every read.
     let config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
         .max_message_size(Some(HEADER_LEN + MAX_PACKET_BODY))
         .max_frame_size(Some(HEADER_LEN + MAX_PACKET_BODY));
     let mut ws = match timeout(

@@ -24,11 +24,14 @@ Modes:
   open loop (--rate R)   requests are scheduled at R req/s in total, spread
                          evenly over the connections, whatever the server does;
                          latency is measured from each request's *intended*
-                         send time, so server stalls are not hidden
-                         (coordinated-omission correction, as in wrk2).
-                         Timers have ~1 ms granularity, so at low rates
-                         latencies include up to ~1 ms of scheduling delay. A
-                         connection keeps at most 4096 requests in flight.
+                         send time, so time a request spent waiting to be
+                         sent (a stalled server, a full socket, a busy
+                         client) counts (coordinated-omission correction, as
+                         in wrk2). Timers fire 1-2 ms late, so requests are
+                         written up to 2 ms ahead of their slot (and then
+                         measured from the actual write). A connection keeps
+                         at most 4096 requests in flight; later ones wait,
+                         and the wait counts.
   --notify               sends notifies (no response expected), closed loop
                          as fast as the socket takes them or at --rate;
                          reports throughput only.
@@ -43,10 +46,10 @@ Examples:
   pitaya-bench ws://127.0.0.1:3251/ -c 100 --depth 8 --route room.room.join
   pitaya-bench 127.0.0.1:3250 -c 50 --rate 20000 -d 30s --json run.json --label v2";
 
-/// `pitaya-bench`: load generator for Pitaya servers (Go Pitaya and
-/// pitaya-rs), over TCP, TLS, WebSocket and WebSocket over TLS.
+/// Load generator for Pitaya servers (Go Pitaya and pitaya-rs), over TCP,
+/// TLS, WebSocket and WebSocket over TLS.
 #[derive(Debug, Parser)]
-#[command(name = "pitaya-bench", version, about, after_help = AFTER_HELP)]
+#[command(name = "pitaya-bench", version, after_help = AFTER_HELP)]
 pub(crate) struct Args {
     /// Server: tcp://host:port, tls://host:port, ws://host:port/path,
     /// wss://host:port/path or host:port (TCP).

@@ -30,6 +30,12 @@ use crate::bench::wire::{self, Incoming, Payload, RequestTemplate};
 /// Notifies written per flush in closed-loop notify mode.
 const NOTIFY_BATCH: usize = 64;
 
+/// Open loop: requests are written up to this long before their slot.
+/// Tokio timers fire 1-2 ms late (the deadline and the `epoll_wait`
+/// timeout are both rounded up to whole milliseconds), so waking this early
+/// lets requests go out on time instead of measuring the timer's lateness.
+const SEND_AHEAD: Duration = Duration::from_millis(2);
+
 /// How long closing a connection at the end may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -409,15 +415,19 @@ impl<'a> Conn<'a> {
                     }
                 }
                 Some(interval) => {
-                    while next_send <= now && self.in_flight.len() < cap && self.may_send(next_send)
+                    let horizon = now + SEND_AHEAD;
+                    while next_send <= horizon
+                        && self.in_flight.len() < cap
+                        && self.may_send(next_send)
                     {
-                        self.push_request(next_send).await?;
+                        self.push_request(open_loop_start(next_send, now)).await?;
                         next_send += interval;
                         fed = true;
                     }
                     armed = self.in_flight.len() < cap && self.may_send(next_send);
-                    if armed && send_timer.deadline() != next_send.into() {
-                        send_timer.as_mut().reset(next_send.into());
+                    let wake = next_send.checked_sub(SEND_AHEAD).unwrap_or(next_send);
+                    if armed && send_timer.deadline() != wake.into() {
+                        send_timer.as_mut().reset(wake.into());
                     }
                 }
             }
@@ -630,6 +640,14 @@ impl<'a> Conn<'a> {
     }
 }
 
+/// Start time of an open-loop request intended at `intended` and written
+/// at `now`: when it was written if that was early (see [`SEND_AHEAD`]),
+/// else the intended time, so the time it waited counts
+/// (coordinated-omission correction).
+fn open_loop_start(intended: Instant, now: Instant) -> Instant {
+    now.min(intended)
+}
+
 /// The housekeeping tick: timeouts, heartbeats, Ctrl-C on idle connections.
 fn ticker(timeout: Duration) -> tokio::time::Interval {
     let period = (timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
@@ -643,5 +661,25 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_loop_latency_counts_from_the_slot_when_late() {
+        let intended = Instant::now() + Duration::from_secs(1);
+        let us = Duration::from_micros;
+        // Written ahead of its slot: from the actual write.
+        assert_eq!(
+            open_loop_start(intended, intended - us(700)),
+            intended - us(700)
+        );
+        assert_eq!(open_loop_start(intended, intended), intended);
+        // Written late (stall, in-flight cap, busy client): from the slot,
+        // so the wait counts.
+        assert_eq!(open_loop_start(intended, intended + us(50_000)), intended);
     }
 }

@@ -71,7 +71,7 @@ pub(crate) struct Connections {
 /// Request counts in the measured window.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Requests {
-    /// Written.
+    /// Written (in a timed run, includes those still in flight at the end).
     pub(crate) sent: u64,
     /// Answered successfully.
     pub(crate) ok: u64,
