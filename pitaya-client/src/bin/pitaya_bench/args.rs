@@ -110,8 +110,14 @@ pub(crate) struct Args {
     pub(crate) timeout: Duration,
 
     /// Send notifies instead of requests and count throughput only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "idle")]
     pub(crate) notify: bool,
+
+    /// Hold the connections open and idle (heartbeats only) for the
+    /// duration: the scenario for measuring a server's memory per idle
+    /// connection.
+    #[arg(long, conflicts_with_all = ["rate", "requests"])]
+    pub(crate) idle: bool,
 
     /// Write the result as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -151,6 +157,8 @@ pub(crate) enum Kind {
     Request,
     /// Notifies, fire and forget.
     Notify,
+    /// Nothing but heartbeats: idle connections.
+    Idle,
 }
 
 /// When a run stops.
@@ -226,7 +234,9 @@ impl Config {
             .clamp(1, args.connections.max(1));
         Ok(Self {
             connections: args.connections,
-            kind: if args.notify {
+            kind: if args.idle {
+                Kind::Idle
+            } else if args.notify {
                 Kind::Notify
             } else {
                 Kind::Request
@@ -390,6 +400,14 @@ mod tests {
         assert_eq!(config.stop(), Stop::Requests(500));
         assert_eq!(config.threads, 2, "never more threads than connections");
         assert_eq!(config.kind, Kind::Notify);
+        let config = Config::from_args(
+            &Args::parse_from(["pitaya-bench", "tcp://h:1", "--idle", "-d", "30s"]),
+            2,
+        )
+        .unwrap();
+        assert_eq!(config.kind, Kind::Idle);
+        assert!(Args::try_parse_from(["pitaya-bench", "tcp://h:1", "--idle", "-n", "5"]).is_err());
+        assert!(Args::try_parse_from(["pitaya-bench", "tcp://h:1", "--idle", "--notify"]).is_err());
     }
 
     #[test]

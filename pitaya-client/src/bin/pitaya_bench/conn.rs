@@ -179,6 +179,7 @@ pub(crate) async fn run(
     let result = match shared.kind {
         Kind::Request => conn.run_requests().await,
         Kind::Notify => conn.run_notifies().await,
+        Kind::Idle => conn.run_idle().await,
     };
     let finished_at = Instant::now();
     let dropped = match result {
@@ -513,6 +514,26 @@ impl<'a> Conn<'a> {
                 () = &mut send_timer => now = Instant::now(),
                 () = &mut end => return Ok(()),
                 _ = ticker.tick() => now = Instant::now(),
+            }
+        }
+    }
+
+    /// Keeps the connection open and idle until the end of the run,
+    /// answering nothing and sending only heartbeats.
+    async fn run_idle(&mut self) -> Result<(), Dropped> {
+        let mut ticker = ticker(self.shared.timeout);
+        let mut end = std::pin::pin!(sleep_until_opt(self.measure_end));
+        loop {
+            tokio::select! {
+                packet = self.reader.next() => self.on_read(packet, Instant::now())?,
+                () = &mut end => return Ok(()),
+                _ = ticker.tick() => {
+                    let now = Instant::now();
+                    if self.over(now) {
+                        return Ok(());
+                    }
+                    self.heartbeat(now).await?;
+                }
             }
         }
     }

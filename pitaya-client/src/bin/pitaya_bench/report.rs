@@ -103,6 +103,7 @@ impl Report {
         let done = match config.kind {
             Kind::Request => stats.ok,
             Kind::Notify => stats.sent,
+            Kind::Idle => 0,
         };
         let secs = result.elapsed.as_secs_f64();
         #[allow(clippy::cast_precision_loss)]
@@ -143,7 +144,7 @@ impl Report {
             throughput_rps: (throughput * 10.0).round() / 10.0,
             latency_ms: match config.kind {
                 Kind::Request => LatencySummary::from_micros(&stats.latency_us),
-                Kind::Notify => None,
+                Kind::Notify | Kind::Idle => None,
             },
         }
     }
@@ -167,6 +168,7 @@ impl Report {
             (Kind::Notify, Some(rate)) => {
                 format!("notifies, open loop at {} /s", format_rate(rate))
             }
+            (Kind::Idle, _) => "idle connections (heartbeats only)".to_owned(),
         };
         let _ = writeln!(out, "pitaya-bench {} route {}", self.endpoint, self.route);
         if let Some(label) = &self.label {
@@ -221,6 +223,13 @@ impl Report {
             Kind::Notify => {
                 let _ = writeln!(out, "notifies:     {} sent", thousands(r.sent));
             }
+            Kind::Idle => {
+                let _ = writeln!(
+                    out,
+                    "idle:         {} connections held open",
+                    self.connections.connected
+                );
+            }
         }
         for (code, n) in &self.errors_by_code {
             let _ = writeln!(out, "  {code:<10} {}", thousands(*n));
@@ -228,6 +237,7 @@ impl Report {
         let unit = match config.kind {
             Kind::Request => "req/s",
             Kind::Notify => "notifies/s",
+            Kind::Idle => "req/s (idle)",
         };
         let _ = writeln!(
             out,

@@ -167,6 +167,7 @@ async fn coordinate(
                 let unit = match config.kind {
                     Kind::Request => "req/s",
                     Kind::Notify => "notify/s",
+                    Kind::Idle => "idle",
                 };
                 eprintln!(
                     "[{:>5.1}s {phase:>6}] {:>9} {unit}  total {:>11}  errors {}  conns {alive}/{connected_count}",
