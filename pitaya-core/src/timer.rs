@@ -98,6 +98,35 @@ impl Timers {
         Timer { token }
     }
 
+    /// Runs `callback` every `interval` until `condition` holds (checked
+    /// before each run); the timer then stops.
+    pub fn until<C, F, Fut>(&self, interval: Duration, mut condition: C, mut callback: F) -> Timer
+    where
+        C: FnMut() -> bool + Send + 'static,
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let token = self.parent.child_token();
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let interval = interval.max(Duration::from_millis(1));
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                if condition() {
+                    stop.cancel();
+                    return;
+                }
+                callback().await;
+            }
+        });
+        Timer { token }
+    }
+
     fn repeat<F, Fut>(&self, interval: Duration, times: Option<u64>, mut callback: F) -> Timer
     where
         F: FnMut() -> Fut + Send + 'static,
@@ -186,6 +215,21 @@ mod tests {
             before,
             "app shutdown stops every timer"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn until_repeats_while_the_condition_is_false() {
+        let timers = Timers::new(CancellationToken::new());
+        let (count, callback) = counter();
+        let seen = count.clone();
+        let timer = timers.until(
+            Duration::from_secs(1),
+            move || seen.load(Ordering::SeqCst) >= 3,
+            callback,
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        assert!(timer.is_canceled());
     }
 
     #[tokio::test(start_paused = true)]

@@ -308,6 +308,38 @@ async fn requests_of_one_session_run_in_arrival_order() {
 }
 
 #[tokio::test]
+async fn concurrent_dispatch_answers_in_completion_order() {
+    let server = TestServer::start(|app| {
+        app.register(Game::default())
+            .dispatch(pitaya::app::DispatchMode::Concurrent)
+    })
+    .await;
+    let (client, _events) = server.client().await;
+    let (slow_body, fast_body) = (
+        json!({"ms": 500, "tag": "slow"}),
+        json!({"ms": 0, "tag": "fast"}),
+    );
+    let slow = client.request::<_, Sleep>("game.game.sleep", &slow_body);
+    let fast = async {
+        // Sent after the slow one, answered long before it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = tokio::time::Instant::now();
+        let reply = client
+            .request::<_, Sleep>("game.game.sleep", &fast_body)
+            .await;
+        (reply, started.elapsed())
+    };
+    let (slow, (fast, fast_took)) = tokio::join!(slow, fast);
+    assert_eq!(slow.unwrap().tag, "slow");
+    assert_eq!(fast.unwrap().tag, "fast");
+    assert!(
+        fast_took < Duration::from_millis(400),
+        "the fast request did not wait: {fast_took:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn session_bind_data_and_unique_sessions() {
     let server = server().await;
     let (first, mut first_events) = server.client().await;
@@ -596,7 +628,10 @@ async fn heartbeats_are_sent_and_silent_clients_closed() {
     // ...and closes a client that sends nothing for more than 2 intervals.
     assert_closed(socket).await;
     let silent = last_sent.elapsed();
-    assert!(silent >= Duration::from_millis(600), "closed after only {silent:?} of silence");
+    assert!(
+        silent >= Duration::from_millis(600),
+        "closed after only {silent:?} of silence"
+    );
 
     // A client library sending heartbeats stays connected.
     let (client, _events) = server.client().await;
