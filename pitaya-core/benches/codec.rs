@@ -38,6 +38,14 @@ fn bench_request(c: &mut Criterion) {
     group.finish();
 }
 
+/// A 300-byte JSON state push: above the compression threshold.
+fn large_push_body() -> Vec<u8> {
+    let players: Vec<String> = (0..8)
+        .map(|i| format!(r#"{{"id":"player-{i:04}","x":{},"y":{},"hp":100}}"#, i * 13, i * 7))
+        .collect();
+    format!(r#"{{"tick":1234,"players":[{}]}}"#, players.join(",")).into_bytes()
+}
+
 fn bench_push(c: &mut Criterion) {
     let plain = MessageCodec::default().with_compression(false);
     let compressing = MessageCodec::default();
@@ -57,6 +65,14 @@ fn bench_push(c: &mut Criterion) {
             compressing
                 .encode_packet(black_box(&push), &mut dst)
                 .unwrap();
+        });
+    });
+    let large = Message::push("onState", Bytes::from(large_push_body()));
+    group.bench_function("encode_packet_300b_compressed", |b| {
+        let mut dst = BytesMut::with_capacity(512);
+        b.iter(|| {
+            dst.clear();
+            compressing.encode_packet(black_box(&large), &mut dst).unwrap();
         });
     });
     let wire = Packet::new(
