@@ -41,7 +41,13 @@ fn bench_request(c: &mut Criterion) {
 /// A 300-byte JSON state push: above the compression threshold.
 fn large_push_body() -> Vec<u8> {
     let players: Vec<String> = (0..8)
-        .map(|i| format!(r#"{{"id":"player-{i:04}","x":{},"y":{},"hp":100}}"#, i * 13, i * 7))
+        .map(|i| {
+            format!(
+                r#"{{"id":"player-{i:04}","x":{},"y":{},"hp":100}}"#,
+                i * 13,
+                i * 7
+            )
+        })
         .collect();
     format!(r#"{{"tick":1234,"players":[{}]}}"#, players.join(",")).into_bytes()
 }
@@ -72,7 +78,9 @@ fn bench_push(c: &mut Criterion) {
         let mut dst = BytesMut::with_capacity(512);
         b.iter(|| {
             dst.clear();
-            compressing.encode_packet(black_box(&large), &mut dst).unwrap();
+            compressing
+                .encode_packet(black_box(&large), &mut dst)
+                .unwrap();
         });
     });
     let wire = Packet::new(

@@ -254,8 +254,9 @@ impl<C: PlayerConn> Agent<C> {
         let request = Request::from_client(self.session.clone(), context, message.body)
             .with_app(self.core.handle());
         let core = self.core.clone();
+        let span = tracing::debug_span!("request", route = %route.name, id);
         let future: HandlerFuture =
-            Box::pin(async move { route.call(&core.pipelines, request).await });
+            Box::pin(async move { route.call(&core.pipelines, request).await }.instrument(span));
         match self.core.config.dispatch {
             DispatchMode::Sequential => {
                 let mut in_flight = InFlight { id, kind, future };

@@ -58,15 +58,24 @@ fn bench_dispatch(c: &mut Criterion) {
     let body = br#"{"name":"player-1234","room":"lobby","level":17}"#;
 
     let mut group = c.benchmark_group("dispatch");
-    for (name, route) in [("json_handler", "game.room.join"), ("raw_handler", "game.room.raw")] {
-        let wire = codec.encode_to_bytes(&Message::request(42, route, &body[..])).unwrap();
+    for (name, route) in [
+        ("json_handler", "game.room.join"),
+        ("raw_handler", "game.room.raw"),
+    ] {
+        let wire = codec
+            .encode_to_bytes(&Message::request(42, route, &body[..]))
+            .unwrap();
         group.bench_function(name, |b| {
             let mut out = BytesMut::with_capacity(256);
             b.iter(|| {
                 let message = codec.decode(black_box(wire.clone())).unwrap();
                 let parts = parse_route(&message.route).unwrap();
                 let handler = routes.handler(parts.local).unwrap();
-                let request = Request::from_client(session.clone(), Context::new(message.route), message.body);
+                let request = Request::from_client(
+                    session.clone(),
+                    Context::new(message.route),
+                    message.body,
+                );
                 let reply = futures::executor::block_on(handler.call(&pipelines, request)).unwrap();
                 out.clear();
                 codec

@@ -20,7 +20,10 @@ struct Recorder {
 
 impl Recorder {
     fn record(&self, what: &str) {
-        self.log.lock().unwrap().push(format!("{what} {}", self.name));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{what} {}", self.name));
     }
 }
 
@@ -110,7 +113,11 @@ async fn a_failing_init_stops_the_start() {
         .build()
         .unwrap();
     let err = app.run_until(std::future::pending()).await.unwrap_err();
-    assert!(err.to_string().contains("module db failed to initialize: database unreachable"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("module db failed to initialize: database unreachable"),
+        "{err}"
+    );
     assert_eq!(*log.lock().unwrap(), ["init db"]);
 }
 
@@ -138,13 +145,24 @@ impl RoomB {
 async fn configuration_mistakes_are_errors() {
     let app = App::builder("game").build().unwrap();
     let err = app.run_until(std::future::pending()).await.unwrap_err();
-    assert!(err.to_string().contains("needs at least one acceptor"), "{err}");
+    assert!(
+        err.to_string().contains("needs at least one acceptor"),
+        "{err}"
+    );
     let err = App::builder("bad.type").build().unwrap_err();
     assert!(err.to_string().contains("server type"), "{err}");
-    let err = App::builder("game").register(RoomA).register(RoomB).build().unwrap_err();
+    let err = App::builder("game")
+        .register(RoomA)
+        .register(RoomB)
+        .build()
+        .unwrap_err();
     assert_eq!(err.to_string(), "route room.join is registered twice");
     // A backend needs no acceptor.
-    let backend = App::builder("game").frontend(false).register(RoomA).build().unwrap();
+    let backend = App::builder("game")
+        .frontend(false)
+        .register(RoomA)
+        .build()
+        .unwrap();
     let handle = backend.handle();
     handle.shutdown();
     backend.run_until(std::future::pending()).await.unwrap();
@@ -173,7 +191,14 @@ async fn timers_stop_when_the_app_stops() {
     app.run_until(std::future::pending()).await.unwrap();
     stopper.await.unwrap();
     let at_stop = ticks.load(Ordering::SeqCst);
-    assert!(at_stop >= 3, "the timer ran while the app ran ({at_stop} ticks)");
+    assert!(
+        at_stop >= 3,
+        "the timer ran while the app ran ({at_stop} ticks)"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(ticks.load(Ordering::SeqCst), at_stop, "no ticks after shutdown");
+    assert_eq!(
+        ticks.load(Ordering::SeqCst),
+        at_stop,
+        "no ticks after shutdown"
+    );
 }
