@@ -4,12 +4,15 @@
 #     at 1, 10, 100 and 1000 connections, and over WebSocket at 100;
 #   - resident memory per idle handshaken connection (heartbeats on).
 # Results (one JSON per run from pitaya-bench, plus summary.md) go to
-# bench-results/<timestamp>/. Usage: bash scripts/bench.sh [seconds per run]
+# bench-results/<timestamp>/. Each scenario runs REPS times (default 3),
+# alternating the two servers, and the summary reports medians: on a shared
+# machine one run can be off by 2x. Usage: bash scripts/bench.sh [seconds per run]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 secs=${1:-10}
 idle_conns=${IDLE_CONNECTIONS:-10000}
+reps=${REPS:-3}
 out="bench-results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -49,12 +52,14 @@ run() { # label endpoint connections
     "$bin/pitaya-bench" "$2" -c "$3" -d "${secs}s" -w 2s --quiet --label "$1" --json "$out/$1.json" >/dev/null
 }
 
-for c in 1 10 100 1000; do
-    run "raw-echo-tcp-c$c" "$raw_tcp" "$c"
-    run "echo-tcp-c$c" "$echo_tcp" "$c"
+for rep in $(seq "$reps"); do
+    for c in 1 10 100 1000; do
+        run "raw-echo-tcp-c$c-r$rep" "$raw_tcp" "$c"
+        run "echo-tcp-c$c-r$rep" "$echo_tcp" "$c"
+    done
+    run "raw-echo-ws-c100-r$rep" "$raw_ws" 100
+    run "echo-ws-c100-r$rep" "$echo_ws" 100
 done
-run "raw-echo-ws-c100" "$raw_ws" 100
-run "echo-ws-c100" "$echo_ws" 100
 
 # Memory per idle connection: RSS before and while idle connections are held.
 idle() { # label pid endpoint
@@ -71,16 +76,23 @@ idle() { # label pid endpoint
 idle "echo-idle" "$echo_pid" "$echo_tcp"
 idle "raw-echo-idle" "$raw_pid" "$raw_tcp"
 
-python3 - "$out" <<'PY'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
+python3 - "$out" "$reps" <<'PY'
+import json, pathlib, statistics, sys
+out, reps = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 def load(label):
     return json.loads((out / f"{label}.json").read_text())
-rows = ["| scenario | raw-echo req/s | echo req/s | echo / raw-echo | raw-echo p99 ms | echo p99 ms |", "|---|---|---|---|---|---|"]
+def median(server, scenario, key):
+    runs = [load(f"{server}-{scenario}-r{rep}") for rep in range(1, reps + 1)]
+    values = [run["throughput_rps"] if key == "rps" else run["latency_ms"][key] for run in runs]
+    return statistics.median(values)
+rows = [f"medians of {reps} alternating runs", "",
+        "| scenario | raw-echo req/s | echo req/s | echo / raw-echo | raw-echo p50 / p99 ms | echo p50 / p99 ms |",
+        "|---|---|---|---|---|---|"]
 for transport, conns in [("tcp", 1), ("tcp", 10), ("tcp", 100), ("tcp", 1000), ("ws", 100)]:
-    raw, echo = load(f"raw-echo-{transport}-c{conns}"), load(f"echo-{transport}-c{conns}")
-    r, e = raw["throughput_rps"], echo["throughput_rps"]
-    rows.append(f"| {transport} {conns} conns | {r:,.0f} | {e:,.0f} | {e / r:.2f} | {raw['latency_ms']['p99']:.2f} | {echo['latency_ms']['p99']:.2f} |")
+    scenario = f"{transport}-c{conns}"
+    r, e = median("raw-echo", scenario, "rps"), median("echo", scenario, "rps")
+    lat = lambda server: f"{median(server, scenario, 'p50'):.3f} / {median(server, scenario, 'p99'):.2f}"
+    rows.append(f"| {transport} {conns} conns | {r:,.0f} | {e:,.0f} | {e / r:.2f} | {lat('raw-echo')} | {lat('echo')} |")
 for label in ["echo-idle", "raw-echo-idle"]:
     m = json.loads((out / f"{label}.rss.json").read_text())
     held = load(label)["connections"]["connected"]
