@@ -14,6 +14,7 @@ fi
 declare -A packages=(
     [cc]=gcc
     [pkg-config]=pkg-config
+    [protoc]=protobuf-compiler   # etcd-client's build script
 )
 missing=()
 for cmd in "${!packages[@]}"; do

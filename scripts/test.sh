@@ -5,4 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
-cargo test --workspace --locked "$@"
+
+# A real etcd and a real NATS server on free 127.0.0.1 ports for the
+# cluster suites (installed with apt if absent), stopped on exit.
+cluster_env=$(bash scripts/cluster-deps.sh start)
+eval "$cluster_env"
+trap 'bash scripts/cluster-deps.sh stop' EXIT
+
+cargo test --workspace --locked --features pitaya-cluster/real-cluster-tests "$@"

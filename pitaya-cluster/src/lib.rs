@@ -1,5 +1,53 @@
 //! Cluster plane of pitaya-rs: service discovery on etcd and RPC over NATS,
-//! plus in-process implementations of the same traits.
+//! wire-compatible with Go Pitaya v3, plus in-process implementations of the
+//! same traits for tests and one-process clusters.
 //!
-//! Empty until the cluster issue; the crate exists so the workspace has its
-//! final shape.
+//! | role (trait in [`pitaya_core::cluster`]) | networked | in process |
+//! |---|---|---|
+//! | [`ServiceDiscovery`] | [`EtcdDiscovery`] | [`MemoryDiscovery`] |
+//! | [`RpcClient`] + [`RpcServer`] | [`NatsRpc`] | [`MemoryRpc`] |
+//!
+//! What goes on the wire (all of it Go Pitaya's):
+//!
+//! - etcd: key `<prefix>servers/<type>/<id>` (prefix `pitaya/` by default),
+//!   value [`ServerInfo::to_json`], under a lease kept alive by the server,
+//! - NATS: [`subjects`], with [`pitaya_core::protos`] messages as payloads.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), pitaya_cluster::Error> {
+//! use pitaya_cluster::{MemoryCluster, MemoryDiscovery, ServerInfo, ServiceDiscovery};
+//!
+//! let cluster = MemoryCluster::new();
+//! let front = MemoryDiscovery::new(&cluster);
+//! let room = MemoryDiscovery::new(&cluster);
+//! front.start(ServerInfo::new("front-1", "connector", true)).await?;
+//! room.start(ServerInfo::new("room-1", "room", false)).await?;
+//! assert_eq!(front.servers_of_type("room")[0].id, "room-1");
+//! room.stop().await?;
+//! assert!(front.servers_of_type("room").is_empty());
+//! # Ok(())
+//! # }
+//! ```
+
+mod etcd;
+mod memory;
+mod nats;
+mod registry;
+mod serve;
+pub mod subjects;
+
+pub use etcd::{EtcdConfig, EtcdDiscovery};
+pub use memory::{MemoryCluster, MemoryDiscovery, MemoryRpc, MemoryRpcConfig};
+pub use nats::{NatsConfig, NatsRpc};
+pub use pitaya_core::cluster::{
+    ClusterError, DiscoveryEvent, Inbound, RpcClient, RpcServer, ServerInfo, ServiceDiscovery,
+    UserSubscription,
+};
+pub use pitaya_core::protos;
+
+/// This crate's error: the cluster plane's [`ClusterError`].
+pub type Error = ClusterError;
+
+/// A result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

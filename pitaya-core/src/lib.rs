@@ -30,6 +30,7 @@
 pub mod acceptor;
 mod agent;
 pub mod app;
+pub mod cluster;
 pub mod codec;
 pub mod context;
 pub mod dispatch;
@@ -38,6 +39,7 @@ pub mod group;
 pub mod handler;
 pub mod module;
 pub mod pipeline;
+pub mod protos;
 pub mod remote;
 pub mod serializer;
 pub mod session;

@@ -59,7 +59,7 @@ impl Timers {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.repeat(interval, None, callback)
+        self.repeat(interval, || true, callback)
     }
 
     /// Runs `callback` every `interval`, `times` times.
@@ -68,7 +68,13 @@ impl Timers {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.repeat(interval, Some(times), callback)
+        let mut left = times;
+        let more = move || {
+            let go = left > 0;
+            left = left.saturating_sub(1);
+            go
+        };
+        self.repeat(interval, more, callback)
     }
 
     /// Checks `condition` every `interval` and runs `callback` once, the
@@ -100,9 +106,20 @@ impl Timers {
 
     /// Runs `callback` every `interval` until `condition` holds (checked
     /// before each run); the timer then stops.
-    pub fn until<C, F, Fut>(&self, interval: Duration, mut condition: C, mut callback: F) -> Timer
+    pub fn until<C, F, Fut>(&self, interval: Duration, mut condition: C, callback: F) -> Timer
     where
         C: FnMut() -> bool + Send + 'static,
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.repeat(interval, move || !condition(), callback)
+    }
+
+    /// Every `interval`, asks `more` whether to go on, then runs `callback`;
+    /// stops (and marks the timer canceled) once `more` says no.
+    fn repeat<M, F, Fut>(&self, interval: Duration, mut more: M, mut callback: F) -> Timer
+    where
+        M: FnMut() -> bool + Send + 'static,
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
@@ -117,37 +134,12 @@ impl Timers {
                     () = stop.cancelled() => return,
                     _ = ticker.tick() => {}
                 }
-                if condition() {
+                if !more() {
                     stop.cancel();
                     return;
                 }
                 callback().await;
             }
-        });
-        Timer { token }
-    }
-
-    fn repeat<F, Fut>(&self, interval: Duration, times: Option<u64>, mut callback: F) -> Timer
-    where
-        F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let token = self.parent.child_token();
-        let stop = token.clone();
-        tokio::spawn(async move {
-            let interval = interval.max(Duration::from_millis(1));
-            let mut ticker =
-                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-            let mut ran = 0u64;
-            while times.is_none_or(|times| ran < times) {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = ticker.tick() => {}
-                }
-                callback().await;
-                ran += 1;
-            }
-            stop.cancel();
         });
         Timer { token }
     }

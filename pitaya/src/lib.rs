@@ -7,8 +7,8 @@ pub use pitaya_core as core;
 pub use pitaya_core::app::{App, AppHandle};
 pub use pitaya_core::{Context, PitayaError, Serializer, SerializerKind, Session};
 pub use pitaya_core::{
-    acceptor, app, codec, dispatch, error, group, handler, module, pipeline, remote, serializer,
-    session, timer,
+    acceptor, app, codec, dispatch, error, group, handler, module, pipeline, protos, remote,
+    serializer, session, timer,
 };
 
 #[cfg(feature = "acceptors")]

@@ -11,7 +11,7 @@ pub mod handshake;
 pub mod message;
 pub mod packet;
 mod route_dictionary;
-mod varint;
+pub mod varint;
 
 pub use error::CodecError;
 pub use handshake::{ClientSys, HandshakeRequest, HandshakeResponse, ServerSys};

@@ -1,11 +1,12 @@
-//! Base-128 varints for message ids: low 7 bits first, MSB set means more.
+//! Base-128 varints, as message ids are encoded: low 7 bits first, the
+//! high bit set when more bytes follow (0 -> `00`, 300 -> `ac 02`).
 
 use bytes::BufMut;
 
 use super::CodecError;
 
 /// Appends `value` as a base-128 varint.
-pub(crate) fn put(mut value: u64, dst: &mut impl BufMut) {
+pub fn put(mut value: u64, dst: &mut impl BufMut) {
     while value >= 0x80 {
         // Truncation is the point: keep the low 7 bits and mark continuation.
         #[allow(clippy::cast_possible_truncation)]
@@ -16,8 +17,9 @@ pub(crate) fn put(mut value: u64, dst: &mut impl BufMut) {
     dst.put_u8(value as u8);
 }
 
-/// Reads a varint from the front of `src`, returning it and the bytes used.
-pub(crate) fn get(src: &[u8]) -> Result<(u64, usize), CodecError> {
+/// Reads a varint from the front of `src`, returning it and the bytes used;
+/// fails on a truncated varint or one that does not fit in 64 bits.
+pub fn get(src: &[u8]) -> Result<(u64, usize), CodecError> {
     let mut value: u64 = 0;
     for (index, &byte) in src.iter().enumerate() {
         let shift = 7 * index;
@@ -34,7 +36,7 @@ pub(crate) fn get(src: &[u8]) -> Result<(u64, usize), CodecError> {
 }
 
 /// Number of bytes `value` takes as a varint.
-pub(crate) fn len(value: u64) -> usize {
+pub fn len(value: u64) -> usize {
     let bits = 64 - (value | 1).leading_zeros() as usize;
     bits.div_ceil(7)
 }

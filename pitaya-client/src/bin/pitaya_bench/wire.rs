@@ -5,6 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use pitaya_core::codec::{
     HEADER_LEN, MAX_PACKET_BODY, Message, MessageCodec, MessageType, PacketType, RouteDictionary,
+    varint,
 };
 use pitaya_core::error::codes;
 use pitaya_core::{PitayaError, Serializer, SerializerKind};
@@ -113,13 +114,13 @@ impl RequestTemplate {
 
     /// Appends the whole request packet with `id` to `dst`.
     pub(crate) fn encode(&self, id: u64, dst: &mut BytesMut) {
-        let body_len = 1 + varint_len(id) + self.tail.len();
+        let body_len = 1 + varint::len(id) + self.tail.len();
         dst.reserve(HEADER_LEN + body_len);
         // Checked in `new`: the body fits the 3-byte length.
         #[allow(clippy::cast_possible_truncation)]
         dst.put_u32((u32::from(PacketType::Data as u8) << 24) | body_len as u32);
         dst.put_u8(self.flag);
-        put_varint(id, dst);
+        varint::put(id, dst);
         dst.extend_from_slice(&self.tail);
     }
 }
@@ -138,26 +139,6 @@ pub(crate) fn notify_packet(
         .encode_packet(&Message::notify(route, body), &mut dst)
         .map_err(|err| format!("cannot encode the notify: {err}"))?;
     Ok(dst.freeze())
-}
-
-fn varint_len(mut value: u64) -> usize {
-    let mut len = 1;
-    while value >= 0x80 {
-        value >>= 7;
-        len += 1;
-    }
-    len
-}
-
-fn put_varint(mut value: u64, dst: &mut BytesMut) {
-    while value >= 0x80 {
-        // Low 7 bits with the continuation bit.
-        #[allow(clippy::cast_possible_truncation)]
-        dst.put_u8((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    dst.put_u8(value as u8);
 }
 
 /// What a data packet from the server is, read from its first bytes only.
@@ -180,17 +161,12 @@ pub(crate) fn peek_message(body: &[u8]) -> Result<Incoming, String> {
     let flag = *body.first().ok_or("empty data packet")?;
     match (flag >> 1) & 0x07 {
         t if t == MessageType::Response as u8 => {
-            let mut id = 0_u64;
-            for (index, &byte) in body[1..].iter().enumerate().take(10) {
-                id |= u64::from(byte & 0x7f) << (7 * index);
-                if byte & 0x80 == 0 {
-                    return Ok(Incoming::Response {
-                        id,
-                        error: flag & ERROR != 0,
-                    });
-                }
-            }
-            Err("truncated or invalid response id".into())
+            let (id, _) =
+                varint::get(&body[1..]).map_err(|err| format!("invalid response id: {err}"))?;
+            Ok(Incoming::Response {
+                id,
+                error: flag & ERROR != 0,
+            })
         }
         t if t == MessageType::Push as u8 => Ok(Incoming::Push),
         t => Err(format!("unexpected message type {t} from the server")),
