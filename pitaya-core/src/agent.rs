@@ -69,6 +69,9 @@ struct InFlight {
 /// Serves one connection until it closes.
 pub(crate) async fn serve<C: PlayerConn>(conn: C, core: Arc<ServerCore>) {
     let session = core.sessions.create(conn.remote_addr());
+    // Whatever happens to this task (even a panic), the session is closed
+    // and leaves the registry.
+    let _closer = CloseOnDrop(session.clone());
     let span = tracing::info_span!("session", id = session.id(), peer = ?conn.remote_addr());
     let mut agent = Agent {
         conn,
@@ -88,6 +91,15 @@ pub(crate) async fn serve<C: PlayerConn>(conn: C, core: Arc<ServerCore>) {
     }
     .instrument(span)
     .await;
+}
+
+/// Marks a session closed when dropped (idempotent).
+struct CloseOnDrop(Session);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.mark_closed();
+    }
 }
 
 struct Agent<C> {

@@ -140,12 +140,17 @@ impl Route {
     /// Runs the pipelines and the handler; a panic in the handler becomes
     /// a `PIT-500` for this call only.
     pub async fn call(&self, pipelines: &Pipelines, request: Request) -> HandlerResult {
-        let request = match pipelines.before(request) {
-            Ok(request) => request,
-            Err(err) => return pipelines.after(Err(err)),
+        // Hooks are user code too: a panic anywhere in the pipeline fails
+        // this call only.
+        let run = async {
+            let request = match pipelines.before(request) {
+                Ok(request) => request,
+                Err(err) => return pipelines.after(Err(err)),
+            };
+            let result = (self.call)(request).await;
+            pipelines.after(result)
         };
-        let future = (self.call)(request);
-        let result = match AssertUnwindSafe(future).catch_unwind().await {
+        match AssertUnwindSafe(run).catch_unwind().await {
             Ok(result) => result,
             Err(panic) => {
                 let what = panic
@@ -153,14 +158,13 @@ impl Route {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".to_owned());
-                tracing::error!(route = %self.name, panic = %what, "handler panicked");
+                tracing::error!(route = %self.name, panic = %what, "handler or pipeline panicked");
                 Err(PitayaError::new(
                     codes::INTERNAL,
                     "internal error: the handler panicked",
                 ))
             }
-        };
-        pipelines.after(result)
+        }
     }
 }
 

@@ -698,6 +698,30 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
 }
 
 #[tokio::test]
+async fn a_panicking_pipeline_hook_fails_only_its_request() {
+    let server = TestServer::start(|app| {
+        app.register(Game::default()).before_handler(|request| {
+            assert!(
+                !request.context().route().ends_with(".fail"),
+                "hook exploded"
+            );
+            Ok(request)
+        })
+    })
+    .await;
+    let (client, _events) = server.client().await;
+    let err = client
+        .request::<_, Value>("game.game.fail", &json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), codes::INTERNAL);
+    let reply: Value = client.request("game.game.echo", &json!(7)).await.unwrap();
+    assert_eq!(reply, json!(7));
+    assert_eq!(server.app.session_count(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn pipelines_can_reject_and_rewrite() {
     let server = TestServer::start(|app| {
         app.register(Game::default())
