@@ -12,4 +12,5 @@ cluster_env=$(bash scripts/cluster-deps.sh start)
 eval "$cluster_env"
 trap 'bash scripts/cluster-deps.sh stop' EXIT
 
-cargo test --workspace --locked --features pitaya-cluster/real-cluster-tests "$@"
+cargo test --workspace --locked \
+    --features pitaya-cluster/real-cluster-tests,pitaya-tests/real-cluster-tests "$@"

@@ -60,6 +60,14 @@ enum State {
     Working,
 }
 
+/// Where a client message goes.
+enum Dispatch {
+    /// A handler of this server.
+    Local(crate::dispatch::Route),
+    /// A server of another type, through the cluster.
+    Forward(Arc<crate::clustered::ClusterParts>, String),
+}
+
 struct InFlight {
     id: u64,
     kind: MessageType,
@@ -255,20 +263,29 @@ impl<C: PlayerConn> Agent<C> {
             }
         }
         let id = message.id;
-        let route = match self.find_route(&message.route, kind) {
-            Ok(route) => route,
+        let future: HandlerFuture = match self.find_route(&message.route, kind) {
+            Ok(Dispatch::Local(route)) => {
+                let context = Context::new(message.route);
+                let request = Request::from_client(self.session.clone(), context, message.body)
+                    .with_app(self.core.handle());
+                let core = self.core.clone();
+                let span = tracing::debug_span!("request", route = %route.name, id);
+                Box::pin(async move { route.call(&core.pipelines, request).await }.instrument(span))
+            }
+            Ok(Dispatch::Forward(cluster, server_type)) => crate::clustered::forward(
+                cluster,
+                self.session.clone(),
+                &server_type,
+                message.route,
+                id,
+                kind,
+                message.body,
+            ),
             Err(err) => {
                 self.respond(id, kind, Err(err));
                 return Ok(());
             }
         };
-        let context = Context::new(message.route);
-        let request = Request::from_client(self.session.clone(), context, message.body)
-            .with_app(self.core.handle());
-        let core = self.core.clone();
-        let span = tracing::debug_span!("request", route = %route.name, id);
-        let future: HandlerFuture =
-            Box::pin(async move { route.call(&core.pipelines, request).await }.instrument(span));
         match self.core.config.dispatch {
             DispatchMode::Sequential => {
                 let mut in_flight = InFlight { id, kind, future };
@@ -296,11 +313,7 @@ impl<C: PlayerConn> Agent<C> {
         Ok(())
     }
 
-    fn find_route(
-        &self,
-        route: &str,
-        kind: MessageType,
-    ) -> Result<crate::dispatch::Route, PitayaError> {
+    fn find_route(&self, route: &str, kind: MessageType) -> Result<Dispatch, PitayaError> {
         let parts = parse_route(route)?;
         let not_found = || {
             PitayaError::new(
@@ -308,11 +321,13 @@ impl<C: PlayerConn> Agent<C> {
                 format!("pitaya/handler: {route} not found"),
             )
         };
-        if parts
-            .server_type
-            .is_some_and(|server_type| server_type != self.core.config.server_type)
+        if let Some(server_type) = parts.server_type
+            && server_type != self.core.config.server_type
         {
-            return Err(not_found());
+            return match self.core.handle_ref().cluster() {
+                Some(cluster) => Ok(Dispatch::Forward(cluster.clone(), server_type.to_owned())),
+                None => Err(not_found()),
+            };
         }
         let handler = self
             .core
@@ -329,9 +344,9 @@ impl<C: PlayerConn> Agent<C> {
                     route,
                     "notify sent to a request route: the reply is discarded"
                 );
-                Ok(handler.clone())
+                Ok(Dispatch::Local(handler.clone()))
             }
-            _ => Ok(handler.clone()),
+            _ => Ok(Dispatch::Local(handler.clone())),
         }
     }
 

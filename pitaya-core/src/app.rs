@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::acceptor::Acceptor;
+use crate::cluster::{RpcClient, RpcServer, ServerInfo, ServiceDiscovery};
+pub use crate::clustered::RouterFn;
+use crate::clustered::{AppInbound, ClusterCaller, ClusterParts};
 use crate::codec::{
     HandshakeRequest, HandshakeResponse, MessageCodec, Packet, PacketType, RouteDictionary,
 };
@@ -20,6 +23,7 @@ use crate::group::Groups;
 use crate::handler::{Component, HandlerResult, Request};
 use crate::module::Module;
 use crate::pipeline::Pipelines;
+use crate::remote::{RemoteClient, Target};
 use crate::session::{Session, SessionHub, encode_push};
 use crate::timer::Timers;
 use crate::{PitayaError, Serializer, SerializerKind};
@@ -45,6 +49,9 @@ pub enum Error {
     /// An invalid setting.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The cluster plane failed to start.
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// Waiting for a signal failed.
     #[error("signal handling: {0}")]
     Signal(#[from] std::io::Error),
@@ -95,6 +102,10 @@ impl ServerCore {
     pub(crate) fn handle(&self) -> AppHandle {
         self.handle.clone()
     }
+
+    pub(crate) fn handle_ref(&self) -> &AppHandle {
+        &self.handle
+    }
 }
 
 /// Builds an [`App`].
@@ -121,8 +132,20 @@ pub struct AppBuilder {
     unique_sessions: bool,
     acceptors: Vec<Box<dyn ErasedAcceptor>>,
     modules: Vec<Box<dyn Module>>,
-    frontend: bool,
+    frontend: Option<bool>,
+    cluster: Option<ClusterSetup>,
     error: Option<Error>,
+}
+
+/// What [`AppBuilder::cluster`] and friends configure.
+struct ClusterSetup {
+    discovery: Arc<dyn ServiceDiscovery>,
+    client: Arc<dyn RpcClient>,
+    server: Arc<dyn RpcServer>,
+    server_id: Option<String>,
+    metadata: std::collections::BTreeMap<String, String>,
+    routers: std::collections::HashMap<String, RouterFn>,
+    timeout: Duration,
 }
 
 impl App {
@@ -148,7 +171,8 @@ impl App {
             unique_sessions: true,
             acceptors: Vec::new(),
             modules: Vec::new(),
-            frontend: true,
+            frontend: None,
+            cluster: None,
             error: None,
         }
     }
@@ -292,7 +316,92 @@ impl AppBuilder {
     /// needs no acceptor.
     #[must_use]
     pub fn frontend(mut self, frontend: bool) -> Self {
-        self.frontend = frontend;
+        self.frontend = Some(frontend);
+        self
+    }
+
+    /// Makes this server part of a cluster: it registers with `discovery`,
+    /// forwards client messages for other server types over `client`, and
+    /// serves forwarded messages and remotes received by `server`.
+    ///
+    /// `server` must have been built for this server's identity: give the
+    /// app the same ID with [`server_id`](Self::server_id). A clustered
+    /// server without acceptors is a backend unless
+    /// [`frontend`](Self::frontend) says otherwise.
+    #[must_use]
+    pub fn cluster(
+        mut self,
+        discovery: Arc<dyn ServiceDiscovery>,
+        client: Arc<dyn RpcClient>,
+        server: Arc<dyn RpcServer>,
+    ) -> Self {
+        let previous = self.cluster.take();
+        self.cluster = Some(ClusterSetup {
+            discovery,
+            client,
+            server,
+            server_id: previous.as_ref().and_then(|p| p.server_id.clone()),
+            metadata: previous
+                .as_ref()
+                .map(|p| p.metadata.clone())
+                .unwrap_or_default(),
+            routers: previous.map(|p| p.routers).unwrap_or_default(),
+            timeout: Duration::from_secs(5),
+        });
+        self
+    }
+
+    fn cluster_setup(&mut self) -> Option<&mut ClusterSetup> {
+        if self.cluster.is_none() {
+            self.error.get_or_insert(Error::Config(
+                "call .cluster(...) before the cluster settings".into(),
+            ));
+        }
+        self.cluster.as_mut()
+    }
+
+    /// This server's ID in the cluster (default: a random UUID v4).
+    #[must_use]
+    pub fn server_id(mut self, id: impl Into<String>) -> Self {
+        if let Some(setup) = self.cluster_setup() {
+            setup.server_id = Some(id.into());
+        }
+        self
+    }
+
+    /// Adds a metadata entry to this server's registration.
+    #[must_use]
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        if let Some(setup) = self.cluster_setup() {
+            setup.metadata.insert(key.into(), value.into());
+        }
+        self
+    }
+
+    /// Picks the server of `server_type` each forwarded client message
+    /// goes to (default: uniformly random). `None` falls back to random.
+    #[must_use]
+    pub fn router(
+        mut self,
+        server_type: impl Into<String>,
+        router: impl Fn(&crate::Context, &Session, &[Arc<ServerInfo>]) -> Option<Arc<ServerInfo>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        if let Some(setup) = self.cluster_setup() {
+            setup.routers.insert(server_type.into(), Arc::new(router));
+        }
+        self
+    }
+
+    /// How long a forwarded message or a remote call waits for its reply
+    /// (default 5 s; `PIT-408` after it).
+    #[must_use]
+    pub fn rpc_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(setup) = self.cluster_setup() {
+            setup.timeout = timeout;
+        }
         self
     }
 
@@ -328,8 +437,44 @@ impl AppBuilder {
             self.unique_sessions,
         );
         let shutdown = CancellationToken::new();
+        let frontend = self
+            .frontend
+            .unwrap_or(self.cluster.is_none() || !self.acceptors.is_empty());
+        let cluster = match self.cluster {
+            Some(setup) => {
+                let mut me = ServerInfo::new(
+                    setup.server_id.unwrap_or_else(crate::clustered::uuid_v4),
+                    self.config.server_type.clone(),
+                    frontend,
+                );
+                me.metadata = setup.metadata;
+                me.validate()?;
+                let parts = Arc::new(ClusterParts {
+                    discovery: setup.discovery,
+                    client: setup.client,
+                    server: setup.server,
+                    me: Arc::new(me),
+                    routers: setup.routers,
+                    timeout: setup.timeout,
+                    unique: self.unique_sessions,
+                });
+                if frontend {
+                    let hook_parts = parts.clone();
+                    sessions.set_bind_hook(Arc::new(move |session: &Session| {
+                        let parts = hook_parts.clone();
+                        let session = session.clone();
+                        tokio::spawn(async move {
+                            crate::clustered::on_frontend_bind(&parts, &session).await;
+                        });
+                    }));
+                }
+                Some(parts)
+            }
+            None => None,
+        };
         let handle = AppHandle {
             shared: Arc::new(Shared {
+                cluster: cluster.clone(),
                 server_type: self.config.server_type.clone(),
                 sessions: sessions.clone(),
                 groups: Groups::new(sessions.clone()),
@@ -352,7 +497,8 @@ impl AppBuilder {
             core,
             acceptors: self.acceptors,
             modules: self.modules,
-            frontend: self.frontend,
+            frontend,
+            cluster,
             handle,
         })
     }
@@ -368,6 +514,7 @@ pub struct App {
     acceptors: Vec<Box<dyn ErasedAcceptor>>,
     modules: Vec<Box<dyn Module>>,
     frontend: bool,
+    cluster: Option<Arc<ClusterParts>>,
     handle: AppHandle,
 }
 
@@ -415,14 +562,27 @@ impl App {
             return Err(Error::NoAcceptor);
         }
         let handle = self.handle.clone();
+        if let Some(cluster) = &self.cluster {
+            let inbound = Arc::new(AppInbound {
+                core: Arc::downgrade(&self.core),
+                cluster: Arc::downgrade(cluster),
+            });
+            cluster.server.start(inbound).await?;
+        }
         for module in &self.modules {
-            module
+            let init = module
                 .init(&handle)
                 .await
                 .map_err(|source| Error::ModuleInit {
                     name: module.name().to_owned(),
                     source,
-                })?;
+                });
+            if let Err(err) = init {
+                if let Some(cluster) = &self.cluster {
+                    let _ = cluster.server.stop().await;
+                }
+                return Err(err);
+            }
         }
         for module in &self.modules {
             if let Err(err) = module.after_init(&handle).await {
@@ -437,12 +597,35 @@ impl App {
                 acceptor.serve(self.core.clone(), accepting.clone()),
             ));
         }
+        if let Some(cluster) = &self.cluster {
+            if let Err(err) = cluster
+                .discovery
+                .start(ServerInfo::clone(&cluster.me))
+                .await
+            {
+                // Registration failed: stop what was started.
+                accepting.cancel();
+                for listener in listeners {
+                    let _ = listener.await;
+                }
+                if let Err(err) = cluster.server.stop().await {
+                    tracing::warn!(error = %err, "stopping the rpc server failed");
+                }
+                return Err(err.into());
+            }
+            tracing::info!(id = %cluster.me.id, server_type = %cluster.me.server_type, frontend = cluster.me.frontend, "registered in the cluster");
+        }
 
         tokio::select! {
             () = stop => tracing::info!("shutdown requested"),
             () = self.core.shutdown.cancelled() => tracing::info!("shutdown requested by the app"),
         }
 
+        if let Some(cluster) = &self.cluster
+            && let Err(err) = cluster.discovery.stop().await
+        {
+            tracing::warn!(error = %err, "deregistering failed");
+        }
         accepting.cancel();
         for listener in listeners {
             let _ = listener.await;
@@ -451,6 +634,11 @@ impl App {
             if let Err(err) = module.before_shutdown(&handle).await {
                 tracing::error!(module = module.name(), error = %err, "before_shutdown failed");
             }
+        }
+        if let Some(cluster) = &self.cluster
+            && let Err(err) = cluster.server.stop().await
+        {
+            tracing::warn!(error = %err, "stopping the rpc server failed");
         }
         self.core.shutdown.cancel();
         self.core.tracker.close();
@@ -558,6 +746,7 @@ pub struct AppHandle {
 
 /// The parts of an app that handles reach.
 struct Shared {
+    cluster: Option<Arc<ClusterParts>>,
     server_type: String,
     sessions: Arc<SessionHub>,
     groups: Groups,
@@ -576,6 +765,133 @@ impl AppHandle {
     /// This server's type.
     pub fn server_type(&self) -> &str {
         &self.shared.server_type
+    }
+
+    /// This server's identity in the cluster (`None` when standalone).
+    pub fn server_info(&self) -> Option<&Arc<ServerInfo>> {
+        self.shared.cluster.as_ref().map(|cluster| &cluster.me)
+    }
+
+    /// The cluster's service discovery (`None` when standalone).
+    pub fn discovery(&self) -> Option<&Arc<dyn ServiceDiscovery>> {
+        self.shared
+            .cluster
+            .as_ref()
+            .map(|cluster| &cluster.discovery)
+    }
+
+    pub(crate) fn cluster(&self) -> Option<&Arc<ClusterParts>> {
+        self.shared.cluster.as_ref()
+    }
+
+    /// A client for the remotes of any server of `server_type`; wrap it in
+    /// a generated stub (`RoomRemote::new(app.remote("room"))`). Calls fail
+    /// with `PIT-500` when the app is not clustered.
+    pub fn remote(&self, server_type: impl Into<String>) -> RemoteClient {
+        self.remote_client(Target::ServerType(server_type.into()))
+    }
+
+    /// A client for the remotes of the server `id` (of `server_type`).
+    pub fn remote_to(&self, server_type: impl Into<String>, id: impl Into<String>) -> RemoteClient {
+        self.remote_client(Target::ServerId {
+            server_type: server_type.into(),
+            id: id.into(),
+        })
+    }
+
+    fn remote_client(&self, target: Target) -> RemoteClient {
+        let caller = Arc::new(ClusterCaller {
+            cluster: self.shared.cluster.clone(),
+        });
+        let client = RemoteClient::new(caller, target, self.shared.sessions.serializer());
+        match &self.shared.cluster {
+            Some(cluster) => client.with_timeout(cluster.timeout),
+            None => client,
+        }
+    }
+
+    /// Pushes `value` on `route` to the users `uids` bound on frontends of
+    /// `frontend_type`: local sessions directly (when this server is of
+    /// that type), the others through the cluster (fire and forget, as in
+    /// Go). Returns the uids that could not be reached (standalone: those
+    /// not connected here).
+    pub async fn push_to_users<T: Serialize + ?Sized>(
+        &self,
+        frontend_type: &str,
+        uids: &[impl AsRef<str>],
+        route: &str,
+        value: &T,
+    ) -> std::result::Result<Vec<String>, PitayaError> {
+        let Some(cluster) = self.shared.cluster.clone() else {
+            return self.push_to_uids(uids, route, value);
+        };
+        let sessions = &self.shared.sessions;
+        let body = Bytes::from(
+            sessions
+                .serializer()
+                .serialize(value)
+                .map_err(|err| PitayaError::new(crate::error::codes::INTERNAL, err.to_string()))?,
+        );
+        let local = frontend_type == self.shared.server_type;
+        let mut frame = None;
+        let mut failed = Vec::new();
+        for uid in uids {
+            let uid = uid.as_ref();
+            if local && let Some(session) = sessions.by_uid(uid) {
+                let frame = match &frame {
+                    Some(frame) => Bytes::clone(frame),
+                    None => frame
+                        .insert(encode_push(sessions.codec(), route, body.clone())?)
+                        .clone(),
+                };
+                if session.send_encoded(frame).is_err() {
+                    failed.push(uid.to_owned());
+                }
+                continue;
+            }
+            let push = crate::protos::Push {
+                route: route.to_owned(),
+                uid: uid.to_owned(),
+                data: body.clone(),
+            };
+            if let Err(err) = cluster.client.push_to_user(frontend_type, push).await {
+                tracing::warn!(uid, error = %err, "push to user failed");
+                failed.push(uid.to_owned());
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Kicks the users `uids` bound on frontends of `frontend_type` (local
+    /// sessions directly, others through the cluster). Returns the uids
+    /// that could not be reached.
+    pub async fn kick_users(&self, frontend_type: &str, uids: &[impl AsRef<str>]) -> Vec<String> {
+        let local = frontend_type == self.shared.server_type;
+        let mut failed = Vec::new();
+        for uid in uids {
+            let uid = uid.as_ref();
+            if local && let Some(session) = self.shared.sessions.by_uid(uid) {
+                session.kick();
+                continue;
+            }
+            let sent = match &self.shared.cluster {
+                Some(cluster) => cluster
+                    .client
+                    .kick_user(
+                        frontend_type,
+                        crate::protos::KickMsg {
+                            user_id: uid.to_owned(),
+                        },
+                    )
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            if !sent {
+                failed.push(uid.to_owned());
+            }
+        }
+        failed
     }
 
     /// The session registry.

@@ -31,6 +31,7 @@ pub mod acceptor;
 mod agent;
 pub mod app;
 pub mod cluster;
+mod clustered;
 pub mod codec;
 pub mod context;
 pub mod dispatch;

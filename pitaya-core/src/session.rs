@@ -64,6 +64,37 @@ pub struct SessionHub {
     unique: bool,
     by_id: Mutex<HashMap<u64, Weak<SessionInner>>>,
     by_uid: Mutex<HashMap<String, Weak<SessionInner>>>,
+    bind_hook: OnceLock<HookCell>,
+}
+
+struct HookCell(BindHook);
+
+impl fmt::Debug for HookCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BindHook")
+    }
+}
+
+/// Run after a frontend session binds a uid (the cluster subscribes it).
+pub(crate) type BindHook = Arc<dyn Fn(&Session) + Send + Sync>;
+
+/// What a backend session view does over the cluster: its operations go to
+/// the frontend that holds the client connection.
+pub(crate) trait RemoteSession: Send + Sync + 'static {
+    /// The frontend server holding the connection.
+    fn frontend_id(&self) -> &str;
+    /// The session id on that frontend.
+    fn frontend_session_id(&self) -> i64;
+    /// Asks the frontend to bind `uid`.
+    fn bind(&self, session: &Session, uid: &str);
+    /// Pushes a serialized body to the client bound to `uid`.
+    fn push(&self, uid: &str, route: &str, body: Bytes);
+    /// Kicks the client.
+    fn kick(&self, session: &Session);
+    /// Sends the session data to the frontend.
+    fn push_to_front(&self, session: &Session);
+    /// Resolves once the operations queued so far are done.
+    fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 }
 
 impl SessionHub {
@@ -85,7 +116,44 @@ impl SessionHub {
             unique,
             by_id: Mutex::new(HashMap::new()),
             by_uid: Mutex::new(HashMap::new()),
+            bind_hook: OnceLock::new(),
         })
+    }
+
+    /// Sets the hook run after each frontend bind (once).
+    pub(crate) fn set_bind_hook(&self, hook: BindHook) {
+        let _ = self.bind_hook.set(HookCell(hook));
+    }
+
+    /// A backend view of a session held by a frontend: not registered here,
+    /// its bind, push and kick go through `remote`.
+    pub(crate) fn create_backend(
+        self: &Arc<Self>,
+        uid: Option<String>,
+        data: HashMap<String, serde_json::Value>,
+        remote: Box<dyn RemoteSession>,
+    ) -> Session {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let bound = OnceLock::new();
+        if let Some(uid) = uid.filter(|uid| !uid.is_empty()) {
+            let _ = bound.set(uid);
+        }
+        Session {
+            inner: Arc::new(SessionInner {
+                id,
+                serializer: self.serializer,
+                hub: Arc::downgrade(self),
+                uid: bound,
+                data: Mutex::new(data),
+                handshake: OnceLock::new(),
+                remote_addr: None,
+                outbox: Mutex::new(Outbox::default()),
+                wake: Notify::new(),
+                closed: AtomicBool::new(false),
+                on_close: Mutex::new(Vec::new()),
+                remote: Some(remote),
+            }),
+        }
     }
 
     /// Creates and registers a session for a new connection.
@@ -103,6 +171,7 @@ impl SessionHub {
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             on_close: Mutex::new(Vec::new()),
+            remote: None,
         });
         lock(&self.by_id).insert(id, Arc::downgrade(&inner));
         Session { inner }
@@ -193,6 +262,8 @@ struct SessionInner {
     wake: Notify,
     closed: AtomicBool,
     on_close: Mutex<Vec<CloseCallback>>,
+    /// Set on backend views of a frontend's session.
+    remote: Option<Box<dyn RemoteSession>>,
 }
 
 /// A client's session. Cheap to clone; all clones are the same session.
@@ -243,13 +314,28 @@ impl Session {
 
     /// Binds the session to `uid`. Fails if it is already bound. With
     /// unique sessions on, an older session bound to the same uid is kicked.
+    ///
+    /// On a backend (a session forwarded by a frontend) the uid is bound
+    /// here at once and the frontend is asked to bind it (`sys.bindsession`)
+    /// before the reply goes out; a failure there is logged.
     pub fn bind(&self, uid: impl Into<String>) -> Result<(), SessionError> {
-        let uid = uid.into();
+        self.bind_inner(uid.into(), true)
+    }
+
+    pub(crate) fn bind_inner(&self, uid: String, run_hook: bool) -> Result<(), SessionError> {
         if uid.is_empty() {
             return Err(SessionError::EmptyUid);
         }
         if let Some(existing) = self.inner.uid.get() {
             return Err(SessionError::AlreadyBound(existing.clone()));
+        }
+        if let Some(remote) = &self.inner.remote {
+            if self.inner.uid.set(uid.clone()).is_err() {
+                let bound = self.inner.uid.get().cloned().unwrap_or_default();
+                return Err(SessionError::AlreadyBound(bound));
+            }
+            remote.bind(self, &uid);
+            return Ok(());
         }
         let hub = self.inner.hub.upgrade().ok_or(SessionError::Closed)?;
         let previous = {
@@ -278,7 +364,53 @@ impl Session {
             );
             previous.kick();
         }
+        if run_hook && let Some(hook) = hub.bind_hook.get() {
+            (hook.0)(self);
+        }
         Ok(())
+    }
+
+    /// Whether this is a backend view of a session held by a frontend.
+    pub fn is_backend(&self) -> bool {
+        self.inner.remote.is_some()
+    }
+
+    /// On a backend, the id of the frontend server holding the client.
+    pub fn frontend_id(&self) -> Option<&str> {
+        self.inner
+            .remote
+            .as_ref()
+            .map(|remote| remote.frontend_id())
+    }
+
+    /// On a backend, the session id on the frontend.
+    pub fn frontend_session_id(&self) -> Option<i64> {
+        self.inner
+            .remote
+            .as_ref()
+            .map(|remote| remote.frontend_session_id())
+    }
+
+    /// On a backend, waits until the operations sent to the frontend so far
+    /// ([`bind`](Self::bind), [`push`](Self::push),
+    /// [`push_to_front`](Self::push_to_front), [`kick`](Self::kick)) are
+    /// done; they are also done before the handler's reply is sent. Call it
+    /// after a `bind` before pushing to the uid through
+    /// [`AppHandle`](crate::app::AppHandle), which does not wait for the
+    /// session. Returns at once on a frontend.
+    pub async fn flush(&self) {
+        if let Some(remote) = &self.inner.remote {
+            remote.flush().await;
+        }
+    }
+
+    /// On a backend, sends this session's data to the frontend
+    /// (`sys.pushsession`), replacing the frontend's copy. Does nothing on
+    /// a frontend, whose data is the original.
+    pub fn push_to_front(&self) {
+        if let Some(remote) = &self.inner.remote {
+            remote.push_to_front(self);
+        }
     }
 
     /// Stores `value` under `key` (as JSON, like Pitaya's session data).
@@ -331,12 +463,22 @@ impl Session {
             .serializer
             .serialize(value)
             .map_err(|err| SessionError::Value(err.to_string()))?;
+        if self.inner.remote.is_some() {
+            return self.push_raw(route, Bytes::from(body));
+        }
         let frame = encode_push(hub.codec(), route, Bytes::from(body))?;
         self.send_encoded(frame)
     }
 
     /// Pushes an already serialized body on `route`.
     pub fn push_raw(&self, route: &str, body: Bytes) -> Result<(), SessionError> {
+        if let Some(remote) = &self.inner.remote {
+            let uid = self.uid().ok_or(SessionError::Value(
+                "a backend can only push to a bound session".into(),
+            ))?;
+            remote.push(uid, route, body);
+            return Ok(());
+        }
         let hub = self.inner.hub.upgrade().ok_or(SessionError::Closed)?;
         let frame = encode_push(hub.codec(), route, body)?;
         self.send_encoded(frame)
@@ -379,7 +521,13 @@ impl Session {
     }
 
     /// Sends a kick packet, then closes the connection.
+    ///
+    /// On a backend the frontend is asked to kick (`sys.kick`).
     pub fn kick(&self) {
+        if let Some(remote) = &self.inner.remote {
+            remote.kick(self);
+            return;
+        }
         let kick = Packet::kick().to_bytes().unwrap_or_default();
         let mut outbox = lock(&self.inner.outbox);
         if !outbox.closing {
@@ -402,6 +550,10 @@ impl Session {
     }
 
     /// Runs `callback` when the session closes (immediately if it already is).
+    ///
+    /// A backend view of a session (see [`is_backend`](Self::is_backend))
+    /// never closes: the connection lives on the frontend, so the callback
+    /// does not run there (Go returns `ErrOnCloseBackend`).
     pub fn on_close(&self, callback: impl FnOnce(&Session) + Send + 'static) {
         if self.is_closed() {
             callback(self);

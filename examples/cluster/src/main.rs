@@ -1,0 +1,294 @@
+//! A clustered game on pitaya-rs: a `connector` frontend that clients
+//! connect to (TCP and WebSocket) and a `room` backend without acceptors.
+//! Client messages for `room.*` routes are forwarded by the connector to a
+//! room server; the room binds the uid on the connector, pushes to users
+//! through it, and answers the connector's remote calls.
+//!
+//! Routes:
+//! - `room.room.join` (request) `{"name":"ana"}`: binds the session to the
+//!   name (on the connector), replies `{"code":0,"members":[...]}` and
+//!   pushes `onNewUser` to every member,
+//! - `room.room.message` (notify) `{"content":"hi"}`: pushes `onMessage`
+//!   `{"name":"ana","content":"hi"}` to every member,
+//! - `connector.lobby.rooms` (request): the connector asks a room server
+//!   through the typed remote stub and replies `{"server":..,"members":N}`.
+//!
+//! Two processes on etcd and NATS (e.g. `scripts/cluster-deps.sh start`
+//! prints the addresses of a local pair):
+//!
+//! ```sh
+//! cargo run -p cluster -- --etcd http://127.0.0.1:2379 --nats nats://127.0.0.1:4222 room
+//! cargo run -p cluster -- --etcd http://127.0.0.1:2379 --nats nats://127.0.0.1:4222 connector
+//! ```
+//!
+//! One process, both servers on the in-process cluster:
+//!
+//! ```sh
+//! cargo run -p cluster -- --dev      # tcp://127.0.0.1:3250, ws://127.0.0.1:3251
+//! ```
+
+use std::sync::{Arc, Mutex};
+
+use clap::{Parser, Subcommand};
+use pitaya::acceptors::{TcpAcceptor, WsAcceptor};
+use pitaya::app::AppBuilder;
+use pitaya::cluster::{
+    EtcdConfig, EtcdDiscovery, MemoryCluster, MemoryDiscovery, MemoryRpc, NatsConfig, NatsRpc,
+    ServerInfo,
+};
+use pitaya::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+struct JoinRequest {
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct JoinResponse {
+    code: i32,
+    members: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    content: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Broadcast<'a> {
+    name: &'a str,
+    content: &'a str,
+}
+
+/// What `room.room.count` answers.
+#[derive(Debug, Serialize, Deserialize)]
+struct RoomCount {
+    server: String,
+    members: usize,
+}
+
+/// The room backend: the members of its one room.
+struct Room {
+    server_id: String,
+    members: Mutex<Vec<String>>,
+}
+
+impl Room {
+    fn members(&self) -> Vec<String> {
+        self.members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[component(name = "room")]
+impl Room {
+    /// Joins the room under `name`, which becomes the uid (bound on the
+    /// connector holding the client).
+    #[handler]
+    async fn join(
+        &self,
+        session: &Session,
+        app: &AppHandle,
+        request: JoinRequest,
+    ) -> Result<JoinResponse, PitayaError> {
+        let name = request.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(PitayaError::new(
+                codes::BAD_REQUEST,
+                "name must not be empty",
+            ));
+        }
+        session.bind(name.clone())?;
+        session.set("room", &self.server_id)?;
+        session.push_to_front();
+        // The pushes below go through the app handle: let the bind reach
+        // the connector first.
+        session.flush().await;
+        let members = {
+            let mut members = self
+                .members
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !members.contains(&name) {
+                members.push(name.clone());
+            }
+            members.clone()
+        };
+        app.push_to_users(
+            "connector",
+            &members,
+            "onNewUser",
+            &Broadcast {
+                name: &name,
+                content: "",
+            },
+        )
+        .await?;
+        Ok(JoinResponse { code: 0, members })
+    }
+
+    /// Sends a message to every member (a notify: no reply).
+    #[handler]
+    async fn message(&self, session: &Session, app: &AppHandle, message: ChatMessage) {
+        let Some(name) = session.uid() else {
+            tracing::debug!("message from a session that has not joined");
+            return;
+        };
+        let push = Broadcast {
+            name,
+            content: &message.content,
+        };
+        if let Err(err) = app
+            .push_to_users("connector", &self.members(), "onMessage", &push)
+            .await
+        {
+            tracing::warn!(error = %err, "push failed");
+        }
+    }
+
+    /// How many members this room server has (a server-to-server call).
+    #[remote]
+    async fn count(&self) -> Result<RoomCount, PitayaError> {
+        Ok(RoomCount {
+            server: self.server_id.clone(),
+            members: self.members().len(),
+        })
+    }
+}
+
+/// The connector's own handlers.
+struct Lobby;
+
+#[component(name = "lobby")]
+impl Lobby {
+    /// Asks a room server how many members it has.
+    #[handler]
+    async fn rooms(&self, app: &AppHandle) -> Result<RoomCount, PitayaError> {
+        RoomRemote::new(app.remote("room")).count().await
+    }
+}
+
+/// Command line of the cluster example.
+#[derive(Debug, Parser)]
+#[command(about = "A clustered pitaya-rs example: connector frontend + room backend")]
+struct Args {
+    /// Run both servers in this process on the in-process cluster.
+    #[arg(long)]
+    dev: bool,
+    /// etcd endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:2379", env = "PITAYA_ETCD")]
+    etcd: String,
+    /// NATS URL.
+    #[arg(long, default_value = "nats://127.0.0.1:4222", env = "PITAYA_NATS")]
+    nats: String,
+    /// TCP listen address of the connector.
+    #[arg(long, default_value = "127.0.0.1:3250")]
+    tcp: String,
+    /// WebSocket listen address of the connector.
+    #[arg(long, default_value = "127.0.0.1:3251")]
+    ws: String,
+    /// Which server to run (without `--dev`).
+    #[command(subcommand)]
+    server: Option<Server>,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+enum Server {
+    /// The frontend clients connect to.
+    Connector,
+    /// The backend running the room.
+    Room,
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+async fn connector(args: &Args) -> Result<AppBuilder, Error> {
+    Ok(App::builder("connector")
+        .acceptor(TcpAcceptor::bind(&args.tcp).await?)
+        .acceptor(WsAcceptor::bind(&args.ws).await?)
+        .register(Lobby))
+}
+
+fn room(id: &str) -> AppBuilder {
+    App::builder("room").register(Room {
+        server_id: id.to_owned(),
+        members: Mutex::default(),
+    })
+}
+
+fn new_id(server_type: &str) -> String {
+    format!("{server_type}-{}", std::process::id())
+}
+
+async fn run_networked(args: &Args, server: Server) -> Result<(), Error> {
+    let (server_type, frontend) = match server {
+        Server::Connector => ("connector", true),
+        Server::Room => ("room", false),
+    };
+    let id = new_id(server_type);
+    let me = ServerInfo::new(id.clone(), server_type, frontend);
+    let discovery = Arc::new(EtcdDiscovery::new(EtcdConfig::new([args.etcd.clone()])));
+    let rpc = Arc::new(NatsRpc::connect(NatsConfig::new(args.nats.clone()), me).await?);
+    let builder = match server {
+        Server::Connector => connector(args).await?,
+        Server::Room => room(&id),
+    };
+    let app = builder
+        .cluster(discovery, rpc.clone(), rpc)
+        .server_id(id)
+        .build()?;
+    for url in app.urls() {
+        println!("{server_type} listening on {url}");
+    }
+    app.run().await?;
+    Ok(())
+}
+
+async fn run_dev(args: &Args) -> Result<(), Error> {
+    let cluster = MemoryCluster::new();
+    let parts = |id: &str, server_type: &str, frontend: bool| {
+        let rpc = Arc::new(MemoryRpc::new(
+            &cluster,
+            ServerInfo::new(id, server_type, frontend),
+        ));
+        (Arc::new(MemoryDiscovery::new(&cluster)), rpc)
+    };
+    let (room_discovery, room_rpc) = parts("room-dev", "room", false);
+    let room_app = room("room-dev")
+        .cluster(room_discovery, room_rpc.clone(), room_rpc)
+        .server_id("room-dev")
+        .build()?;
+    let (front_discovery, front_rpc) = parts("connector-dev", "connector", true);
+    let front_app = connector(args)
+        .await?
+        .cluster(front_discovery, front_rpc.clone(), front_rpc)
+        .server_id("connector-dev")
+        .build()?;
+    for url in front_app.urls() {
+        println!("connector listening on {url}");
+    }
+    let room_handle = room_app.handle();
+    let room_task = tokio::spawn(room_app.run_until(std::future::pending()));
+    front_app.run().await?;
+    room_handle.shutdown();
+    room_task.await??;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    match (args.dev, args.server) {
+        (true, _) => run_dev(&args).await,
+        (false, Some(server)) => run_networked(&args, server).await,
+        (false, None) => Err("choose `connector` or `room`, or run with --dev".into()),
+    }
+}
