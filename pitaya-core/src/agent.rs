@@ -89,6 +89,7 @@ pub(crate) async fn serve<C: PlayerConn>(conn: C, core: Arc<ServerCore>) {
         last_seen: Instant::now(),
         out: BytesMut::new(),
         queued: VecDeque::new(),
+        closing: false,
         in_flight: None,
         draining: false,
     };
@@ -118,6 +119,8 @@ struct Agent<C> {
     last_seen: Instant,
     out: BytesMut,
     queued: VecDeque<Bytes>,
+    /// The session asked to close (kick or close) once its queue is written.
+    closing: bool,
     in_flight: Option<InFlight>,
     draining: bool,
 }
@@ -168,7 +171,8 @@ impl<C: PlayerConn> Agent<C> {
                     append_packet(&mut self.out, &Packet::heartbeat());
                 }
             }
-            if self.session.take_outgoing(&mut self.queued) {
+            self.drain_outbox();
+            if self.closing {
                 return Close::Kicked;
             }
             if let Err(close) = self.flush_if_idle().await {
@@ -350,9 +354,31 @@ impl<C: PlayerConn> Agent<C> {
         }
     }
 
+    /// Moves packets queued for this session (pushes, a kick) into the
+    /// write buffer, after what is already there.
+    fn drain_outbox(&mut self) {
+        if self.session.take_outgoing(&mut self.queued) {
+            self.closing = true;
+        }
+        while let Some(frame) = self.queued.pop_front() {
+            self.out.extend_from_slice(&frame);
+        }
+    }
+
+    /// Encodes the reply to a request. Pushes the handler made go out
+    /// before its reply, in the order they were made (as in Pitaya, where
+    /// both share one write queue); a kick goes out after it.
     fn respond(&mut self, id: u64, kind: MessageType, result: HandlerResult) {
+        let closing = self.session.take_outgoing(&mut self.queued);
+        if !closing {
+            self.drain_outbox();
+        }
         let serializer = self.session.serializer();
         encode_reply(&self.core, serializer, id, kind, result, &mut self.out);
+        if closing {
+            self.closing = true;
+            self.drain_outbox();
+        }
     }
 
     async fn finish(&mut self, reason: Close) {
@@ -370,7 +396,7 @@ impl<C: PlayerConn> Agent<C> {
             Close::PeerClosed | Close::Read(_) | Close::Write(_) | Close::WriteTimeout
         );
         if can_write {
-            self.session.take_outgoing(&mut self.queued);
+            self.drain_outbox();
             let _ = self.flush().await;
         }
         self.session.mark_closed();

@@ -118,6 +118,13 @@ impl Game {
     }
 
     #[handler]
+    async fn announce(&self, session: &Session) -> Result<Value, PitayaError> {
+        session.push("onFirst", &json!(1))?;
+        session.push("onSecond", &json!(2))?;
+        Ok(json!("done"))
+    }
+
+    #[handler]
     async fn kick_me(&self, session: &Session) -> Result<Value, PitayaError> {
         session.kick();
         Ok(json!({"kicking": true}))
@@ -486,6 +493,46 @@ async fn raw_handshaken(server: &TestServer) -> TcpStream {
     assert_eq!(response["sys"]["serializer"], "json");
     socket.write_all(&[0x02, 0, 0, 0]).await.unwrap();
     socket
+}
+
+/// Reads one packet: its type byte and body.
+async fn read_packet(socket: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 4];
+    within(5, socket.read_exact(&mut header)).await.unwrap();
+    let len = usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+    let mut body = vec![0u8; len];
+    socket.read_exact(&mut body).await.unwrap();
+    (header[0], body)
+}
+
+#[tokio::test]
+async fn pushes_made_by_a_handler_go_out_before_its_response() {
+    let server = server().await;
+    let mut socket = raw_handshaken(&server).await;
+    let route = b"game.game.announce";
+    let mut message = vec![0x00, 0x07, u8::try_from(route.len()).unwrap()];
+    message.extend_from_slice(route);
+    message.extend_from_slice(b"{}");
+    let mut packet = vec![0x04, 0, 0, u8::try_from(message.len()).unwrap()];
+    packet.extend_from_slice(&message);
+    socket.write_all(&packet).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let (kind, body) = read_packet(&mut socket).await;
+        if kind == 0x03 {
+            continue; // heartbeat
+        }
+        assert_eq!(kind, 0x04, "data packet");
+        seen.push(body);
+    }
+    assert_eq!(
+        seen[0], b"\x06\x07onFirst1",
+        "first push: flag, route length, route, body"
+    );
+    assert_eq!(seen[1], b"\x06\x08onSecond2", "second push");
+    assert_eq!(seen[2][..2], [0x04, 0x07], "then the response to request 7");
+    assert_eq!(&seen[2][2..], br#""done""#);
+    server.stop().await;
 }
 
 /// Reads until the server closes the socket; fails if it doesn't within 5 s.
