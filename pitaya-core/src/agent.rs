@@ -133,16 +133,18 @@ impl<C: PlayerConn> Agent<C> {
             ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
             ticker
         });
-        let shutdown = self.core.shutdown.clone();
         loop {
+            // Shutdown is an atomic flag read here; the app wakes every
+            // session through its own notifier when it sets it, so no lock
+            // shared by all sessions is touched on the request path.
+            if !self.draining && self.core.shutdown.is_cancelled() {
+                self.draining = true;
+                if self.in_flight.is_none() {
+                    return Close::Shutdown;
+                }
+            }
             tokio::select! {
                 biased;
-                () = shutdown.cancelled(), if !self.draining => {
-                    self.draining = true;
-                    if self.in_flight.is_none() {
-                        return Close::Shutdown;
-                    }
-                }
                 result = poll_in_flight(&mut self.in_flight), if self.in_flight.is_some() => {
                     if let Some(done) = self.in_flight.take() {
                         self.respond(done.id, done.kind, result);

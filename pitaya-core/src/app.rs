@@ -641,6 +641,9 @@ impl App {
             tracing::warn!(error = %err, "stopping the rpc server failed");
         }
         self.core.shutdown.cancel();
+        for session in self.core.sessions.sessions() {
+            session.wake();
+        }
         self.core.tracker.close();
         let timeout = self.core.config.shutdown_timeout;
         if tokio::time::timeout(timeout, self.core.tracker.wait())

@@ -573,6 +573,12 @@ impl Session {
         outbox.closing
     }
 
+    /// Wakes the connection's agent so it re-checks its state (used by the
+    /// app at shutdown).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
     /// Waits until something is queued for the writer. Used by the agent.
     pub async fn outgoing_ready(&self) {
         self.inner.wake.notified().await;
