@@ -552,16 +552,7 @@ impl SubscriptionGuard for MemoryUserGuard {
     fn close(self: Box<Self>) -> ClusterFuture<'static, ()> {
         // Dropping the sender lets the task deliver what is queued and end.
         self.unsubscribe();
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        Box::pin(async move {
-            if let Some(task) = task {
-                let _ = task.await;
-            }
-        })
+        crate::serve::join_delivery_task(&self.task)
     }
 }
 

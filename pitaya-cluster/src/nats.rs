@@ -578,16 +578,7 @@ struct NatsUserGuard {
 impl SubscriptionGuard for NatsUserGuard {
     fn close(self: Box<Self>) -> ClusterFuture<'static, ()> {
         self.cancel.cancel();
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        Box::pin(async move {
-            if let Some(task) = task {
-                let _ = task.await;
-            }
-        })
+        crate::serve::join_delivery_task(&self.task)
     }
 }
 

@@ -49,3 +49,20 @@ pub(crate) fn check_request(
     );
     None
 }
+
+/// Takes the delivery task of a user subscription out of `slot` and returns
+/// a future that waits for it to finish (what closing a subscription
+/// guard awaits, whatever the backend).
+pub(crate) fn join_delivery_task(
+    slot: &std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+) -> pitaya_core::cluster::ClusterFuture<'static, ()> {
+    let task = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    Box::pin(async move {
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    })
+}
