@@ -2,6 +2,11 @@
 //! a real server on `127.0.0.1:0`, connect real clients.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod cluster;
+pub mod node;
+pub mod processes;
+pub mod room;
+
 use std::future::Future;
 use std::time::Duration;
 

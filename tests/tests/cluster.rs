@@ -8,291 +8,31 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use pitaya::app::{App, AppBuilder, AppHandle};
 use pitaya::cluster::{
-    MemoryCluster, MemoryDiscovery, MemoryRpc, RpcClient, RpcServer, ServerInfo, ServiceDiscovery,
+    MemoryCluster, MemoryDiscovery, MemoryRpc, RpcServer, ServerInfo, ServiceDiscovery,
 };
-use pitaya::prelude::*;
-use pitaya_acceptors::TcpAcceptor;
-use pitaya_client::{Client, Event, Events};
+use pitaya_tests::cluster::{
+    Plane, connect, connector, next_push, room, room_with, wait_for, wait_kicked,
+};
+use pitaya_tests::room::{Info, Room, RoomRemote};
 use pitaya_tests::within;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Join {
-    uid: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct Info {
-    server: String,
-    asked: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct PushReq {
-    uid: String,
-    text: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Sleep {
-    ms: u64,
-}
-
-struct Room {
-    id: String,
-    notes: Arc<AtomicU64>,
-}
-
-#[component(name = "room")]
-impl Room {
-    #[handler]
-    async fn join(
-        &self,
-        session: &Session,
-        app: &AppHandle,
-        req: Join,
-    ) -> Result<Value, PitayaError> {
-        session.bind(req.uid.clone())?;
-        session.set("room", &self.id)?;
-        session.push_to_front();
-        session.push("onJoined", &json!({"uid": req.uid}))?;
-        session.flush().await;
-        app.push_to_users("connector", &[&req.uid], "onJoinedAll", &json!(1))
-            .await?;
-        Ok(json!({
-            "server": self.id,
-            "uid": session.uid(),
-            "backend": session.is_backend(),
-            "frontend": session.frontend_id(),
-        }))
-    }
-
-    #[handler]
-    async fn whoami(&self, session: &Session) -> Result<Value, PitayaError> {
-        Ok(json!({"server": self.id, "uid": session.uid(), "room": session.get::<String>("room")?}))
-    }
-
-    #[handler]
-    async fn fail(&self) -> Result<Value, PitayaError> {
-        Err(PitayaError::new("ROOM-001", "room is full").with_metadata("room", "7"))
-    }
-
-    #[handler]
-    async fn note(&self, _body: Value) {
-        self.notes.fetch_add(1, Ordering::SeqCst);
-    }
-
-    #[handler]
-    async fn kickme(&self, session: &Session) -> Result<Value, PitayaError> {
-        session.kick();
-        Ok(json!({"kicking": true}))
-    }
-
-    #[handler]
-    async fn tell(&self, app: &AppHandle, req: PushReq) -> Result<Value, PitayaError> {
-        let failed = app
-            .push_to_users(
-                "connector",
-                &[req.uid],
-                "onTell",
-                &json!({"text": req.text}),
-            )
-            .await?;
-        Ok(json!({"failed": failed}))
-    }
-
-    #[handler]
-    async fn sleep(&self, req: Sleep) -> Result<Value, PitayaError> {
-        tokio::time::sleep(Duration::from_millis(req.ms)).await;
-        Ok(json!({"slept": req.ms}))
-    }
-
-    #[remote]
-    async fn info(&self, req: String) -> Result<Info, PitayaError> {
-        if req == "bad" {
-            return Err(PitayaError::new("ROOM-002", "bad question").with_metadata("q", "bad"));
-        }
-        Ok(Info {
-            server: self.id.clone(),
-            asked: req,
-        })
-    }
-}
-
-/// The connector's own handlers: calls the room's remote through the stub.
-struct Lobby;
-
-#[component(name = "lobby")]
-impl Lobby {
-    #[handler]
-    async fn ask(&self, app: &AppHandle, question: String) -> Result<Info, PitayaError> {
-        RoomRemote::new(app.remote("room")).info(&question).await
-    }
-}
-
-type Parts = (
-    Arc<dyn ServiceDiscovery>,
-    Arc<dyn RpcClient>,
-    Arc<dyn RpcServer>,
-);
-
-/// Where the cluster plane lives.
-enum Plane {
-    Memory(MemoryCluster),
-    #[cfg(feature = "real-cluster-tests")]
-    Real {
-        prefix: String,
-    },
-}
-
-impl Plane {
-    async fn parts(&self, me: &ServerInfo) -> Parts {
-        match self {
-            Self::Memory(cluster) => {
-                let rpc = Arc::new(MemoryRpc::new(cluster, me.clone()));
-                (Arc::new(MemoryDiscovery::new(cluster)), rpc.clone(), rpc)
-            }
-            #[cfg(feature = "real-cluster-tests")]
-            Self::Real { prefix } => {
-                use pitaya::cluster::{EtcdConfig, EtcdDiscovery, NatsConfig, NatsRpc};
-                let etcd = std::env::var("PITAYA_TEST_ETCD").expect("PITAYA_TEST_ETCD");
-                let nats = std::env::var("PITAYA_TEST_NATS").expect("PITAYA_TEST_NATS");
-                let mut config = EtcdConfig::new([etcd]);
-                config.prefix.clone_from(prefix);
-                let discovery = Arc::new(EtcdDiscovery::new(config));
-                let rpc = Arc::new(
-                    NatsRpc::connect(NatsConfig::new(nats), me.clone())
-                        .await
-                        .unwrap(),
-                );
-                (discovery, rpc.clone(), rpc)
-            }
-        }
-    }
-}
-
-struct Node {
-    app: AppHandle,
-    url: Option<String>,
-    task: JoinHandle<()>,
-}
-
-impl Node {
-    async fn stop(self) {
-        self.app.shutdown();
-        within(20, self.task).await.unwrap();
-    }
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
-                .unwrap_or_else(|_| "off".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
-async fn start(builder: AppBuilder, url: Option<String>) -> Node {
-    let app = builder.build().unwrap();
-    let handle = app.handle();
-    let task = tokio::spawn(async move {
-        app.run_until(std::future::pending()).await.unwrap();
-    });
-    Node {
-        app: handle,
-        url,
-        task,
-    }
-}
-
-async fn connector(
-    plane: &Plane,
-    id: &str,
-    configure: impl FnOnce(AppBuilder) -> AppBuilder,
-) -> Node {
-    init_tracing();
-    let me = ServerInfo::new(id, "connector", true);
-    let (discovery, client, server) = plane.parts(&me).await;
-    let tcp = TcpAcceptor::bind("127.0.0.1:0").await.unwrap();
-    let url = pitaya::acceptor::Acceptor::url(&tcp);
-    let builder = App::builder("connector")
-        .acceptor(tcp)
-        .register(Lobby)
-        .cluster(discovery, client, server)
-        .server_id(id)
-        .rpc_timeout(Duration::from_secs(2));
-    start(configure(builder), Some(url)).await
-}
-
-async fn room(plane: &Plane, id: &str, notes: Arc<AtomicU64>) -> Node {
-    init_tracing();
-    let me = ServerInfo::new(id, "room", false);
-    let (discovery, client, server) = plane.parts(&me).await;
-    let builder = App::builder("room")
-        .register(Room {
-            id: id.to_owned(),
-            notes,
-        })
-        .cluster(discovery, client, server)
-        .server_id(id);
-    start(builder, None).await
-}
-
-async fn connect(node: &Node) -> (Client, Events) {
-    Client::builder()
-        .request_timeout(Duration::from_secs(5))
-        .connect(node.url.as_deref().unwrap())
-        .await
-        .unwrap()
-}
-
-/// Waits until `node` sees `count` servers of `server_type`.
-async fn wait_for(node: &Node, server_type: &str, count: usize) {
-    let discovery = node.app.discovery().unwrap().clone();
-    within(10, async {
-        while discovery.servers_of_type(server_type).len() != count {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-}
-
-async fn next_push(events: &mut Events) -> (String, Value) {
-    loop {
-        match within(5, events.next()).await {
-            Some(Event::Push { route, body }) => {
-                return (route, serde_json::from_slice(&body).unwrap());
-            }
-            Some(_) => {}
-            None => panic!("connection closed while waiting for a push"),
-        }
-    }
-}
-
-async fn wait_kicked(events: &mut Events) {
-    loop {
-        match within(5, events.next()).await {
-            Some(Event::Kicked) => return,
-            Some(Event::Push { .. }) => {}
-            other => panic!("expected a kick, got {other:?}"),
-        }
-    }
-}
 
 /// Requests, binds, pushes, errors, notifies, remotes and kicks through a
 /// frontend to a backend.
 async fn core_scenarios(plane: Plane) {
     let notes = Arc::new(AtomicU64::new(0));
     let front = connector(&plane, "conn-1", |b| b).await;
-    let back = room(&plane, "room-1", notes.clone()).await;
-    wait_for(&front, "room", 1).await;
-    wait_for(&back, "connector", 1).await;
+    let back = room_with(
+        &plane,
+        Room {
+            id: "room-1".into(),
+            notes: notes.clone(),
+        },
+    )
+    .await;
+    wait_for(&front.app, "room", 1).await;
+    wait_for(&back.app, "connector", 1).await;
     assert!(front.app.server_info().unwrap().frontend);
     assert!(!back.app.server_info().unwrap().frontend);
 
@@ -422,8 +162,8 @@ async fn core_scenarios(plane: Plane) {
 /// The backend goes away: the client gets an error, nothing hangs.
 async fn backend_gone(plane: Plane) {
     let front = connector(&plane, "conn-g", |b| b).await;
-    let back = room(&plane, "room-g", Arc::default()).await;
-    wait_for(&front, "room", 1).await;
+    let back = room(&plane, "room-g").await;
+    wait_for(&front.app, "room", 1).await;
     let (client, _events) = connect(&front).await;
 
     // Dies mid-request.
@@ -466,19 +206,67 @@ async fn backend_gone(plane: Plane) {
     front.stop().await;
 }
 
+/// Graceful shutdown of clustered servers: a backend deregisters before it
+/// drains the requests it is running; a frontend answers the forwarded
+/// requests in flight before it closes.
+async fn shutdown_drains(plane: Plane) {
+    let front = connector(&plane, "conn-s", |b| b).await;
+    let back = room(&plane, "room-s1").await;
+    wait_for(&front.app, "room", 1).await;
+    let (client, _events) = connect(&front).await;
+    let sleep = |client: &pitaya_client::Client| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .request::<_, Value>("room.room.sleep", &json!({"ms": 1000}))
+                .await
+        })
+    };
+
+    let slow = sleep(&client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    back.app.shutdown();
+    wait_for(&front.app, "room", 0).await;
+    assert!(!slow.is_finished(), "deregistered only after the drain");
+    let reply = within(5, slow).await.unwrap().unwrap();
+    assert_eq!(reply, json!({"slept": 1000, "server": "room-s1"}));
+    within(10, back.task).await.unwrap();
+
+    let back = room(&plane, "room-s2").await;
+    wait_for(&front.app, "room", 1).await;
+    let slow = sleep(&client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    front.app.shutdown();
+    let reply = within(5, slow).await.unwrap().unwrap();
+    assert_eq!(reply, json!({"slept": 1000, "server": "room-s2"}));
+    within(10, front.task).await.unwrap();
+    back.stop().await;
+}
+
+#[tokio::test]
+async fn memory_cluster_shutdown_drains() {
+    shutdown_drains(Plane::memory()).await;
+}
+
+#[cfg(feature = "real-cluster-tests")]
+#[tokio::test]
+async fn real_cluster_shutdown_drains() {
+    shutdown_drains(Plane::real()).await;
+}
+
 #[tokio::test]
 async fn memory_cluster_core_scenarios() {
-    core_scenarios(Plane::Memory(MemoryCluster::new())).await;
+    core_scenarios(Plane::memory()).await;
 }
 
 #[tokio::test]
 async fn memory_cluster_backend_gone() {
-    backend_gone(Plane::Memory(MemoryCluster::new())).await;
+    backend_gone(Plane::memory()).await;
 }
 
 #[tokio::test]
 async fn custom_router_picks_by_session_data() {
-    let plane = Plane::Memory(MemoryCluster::new());
+    let plane = Plane::memory();
     let front = connector(&plane, "conn-r", |b| {
         b.router("room", |_ctx, session, servers| {
             let wanted: Option<String> = session.get("want").ok().flatten();
@@ -487,9 +275,9 @@ async fn custom_router_picks_by_session_data() {
         })
     })
     .await;
-    let a = room(&plane, "room-a", Arc::default()).await;
-    let b = room(&plane, "room-b", Arc::default()).await;
-    wait_for(&front, "room", 2).await;
+    let a = room(&plane, "room-a").await;
+    let b = room(&plane, "room-b").await;
+    wait_for(&front.app, "room", 2).await;
     let (client, _events) = connect(&front).await;
     for _ in 0..5 {
         let reply: Value = client
@@ -523,12 +311,12 @@ async fn custom_router_picks_by_session_data() {
 
 #[tokio::test]
 async fn unique_sessions_across_frontends() {
-    let plane = Plane::Memory(MemoryCluster::new());
+    let plane = Plane::memory();
     let one = connector(&plane, "conn-u1", |b| b).await;
     let two = connector(&plane, "conn-u2", |b| b).await;
-    let back = room(&plane, "room-u", Arc::default()).await;
-    wait_for(&one, "room", 1).await;
-    wait_for(&two, "room", 1).await;
+    let back = room(&plane, "room-u").await;
+    wait_for(&one.app, "room", 1).await;
+    wait_for(&two.app, "room", 1).await;
     let (first, mut first_events) = connect(&one).await;
     let _: Value = first
         .request("room.room.join", &json!({"uid": "dora"}))
@@ -548,7 +336,7 @@ async fn unique_sessions_across_frontends() {
 
 #[tokio::test]
 async fn no_server_of_the_type_is_pit_500() {
-    let plane = Plane::Memory(MemoryCluster::new());
+    let plane = Plane::memory();
     let front = connector(&plane, "conn-n", |b| b).await;
     let (client, _events) = connect(&front).await;
     let err = client
@@ -562,26 +350,15 @@ async fn no_server_of_the_type_is_pit_500() {
 }
 
 #[cfg(feature = "real-cluster-tests")]
-fn real_plane() -> Plane {
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    Plane::Real {
-        prefix: format!("pitaya-rs-test-{unique}/"),
-    }
-}
-
-#[cfg(feature = "real-cluster-tests")]
 #[tokio::test]
 async fn real_cluster_core_scenarios() {
-    core_scenarios(real_plane()).await;
+    core_scenarios(Plane::real()).await;
 }
 
 #[cfg(feature = "real-cluster-tests")]
 #[tokio::test]
 async fn real_cluster_backend_gone() {
-    backend_gone(real_plane()).await;
+    backend_gone(Plane::real()).await;
 }
 
 /// A fake `room` server that records what it receives and answers with the
@@ -634,7 +411,7 @@ async fn forwarded_request_envelope_is_gos() {
     rpc.start(Arc::new(Recorder { requests })).await.unwrap();
     let discovery = MemoryDiscovery::new(&cluster);
     discovery.start(me).await.unwrap();
-    wait_for(&front, "room", 1).await;
+    wait_for(&front.app, "room", 1).await;
 
     let (client, _events) = connect(&front).await;
     let reply: Value = client

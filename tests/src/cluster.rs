@@ -1,0 +1,234 @@
+//! The harness of the cluster suites: where the cluster plane lives (in
+//! process, or a real etcd + NATS), and `connector` / `room` servers as
+//! real `App`s running in the test process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pitaya::app::{App, AppBuilder, AppHandle};
+use pitaya::cluster::{
+    EtcdConfig, EtcdDiscovery, MemoryCluster, MemoryDiscovery, MemoryRpc, NatsConfig, NatsRpc,
+    RpcClient, RpcServer, ServerInfo, ServiceDiscovery,
+};
+use pitaya_acceptors::TcpAcceptor;
+use pitaya_client::{Client, Event, Events};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::processes::required_env;
+use crate::room::{Lobby, Room};
+use crate::within;
+
+/// The discovery, RPC client and RPC server of one server.
+pub type Parts = (
+    Arc<dyn ServiceDiscovery>,
+    Arc<dyn RpcClient>,
+    Arc<dyn RpcServer>,
+);
+
+/// Where the cluster plane lives.
+#[derive(Clone)]
+pub enum Plane {
+    /// The in-process discovery and RPC.
+    Memory(MemoryCluster),
+    /// A real etcd and NATS, with servers under `prefix` in etcd.
+    Real {
+        etcd: String,
+        nats: String,
+        prefix: String,
+    },
+}
+
+impl Plane {
+    /// A fresh in-process cluster.
+    pub fn memory() -> Self {
+        Self::Memory(MemoryCluster::new())
+    }
+
+    /// The etcd and NATS of `scripts/cluster-deps.sh` (`PITAYA_TEST_ETCD`,
+    /// `PITAYA_TEST_NATS`), under a prefix of its own.
+    pub fn real() -> Self {
+        Self::real_at(
+            required_env("PITAYA_TEST_ETCD"),
+            required_env("PITAYA_TEST_NATS"),
+        )
+    }
+
+    /// A real plane on the given etcd and NATS, under a prefix of its own.
+    pub fn real_at(etcd: String, nats: String) -> Self {
+        Self::Real {
+            etcd,
+            nats,
+            prefix: format!("{}/", crate::processes::unique("pitaya-rs-test")),
+        }
+    }
+
+    /// The etcd configuration of a real plane: the test's prefix, and
+    /// retries fast enough for restart tests.
+    pub fn etcd_config(etcd: &str, prefix: &str) -> EtcdConfig {
+        let mut config = EtcdConfig::new([etcd.to_owned()]);
+        config.prefix = prefix.to_owned();
+        config.keepalive_retry_delay = Duration::from_millis(500);
+        config.grant_lease_retry_interval = Duration::from_millis(500);
+        config.dial_timeout = Duration::from_secs(2);
+        config.shutdown_delay = Duration::from_millis(50);
+        config
+    }
+
+    /// The cluster parts of server `me` on this plane.
+    pub async fn parts(&self, me: &ServerInfo) -> Parts {
+        match self {
+            Self::Memory(cluster) => {
+                let rpc = Arc::new(MemoryRpc::new(cluster, me.clone()));
+                (Arc::new(MemoryDiscovery::new(cluster)), rpc.clone(), rpc)
+            }
+            Self::Real { etcd, nats, prefix } => {
+                let discovery = Arc::new(EtcdDiscovery::new(Self::etcd_config(etcd, prefix)));
+                let mut nats_config = NatsConfig::new(nats.clone());
+                nats_config.max_reconnection_retries = None;
+                nats_config.reconnect_wait = Duration::from_millis(200);
+                let rpc = Arc::new(NatsRpc::connect(nats_config, me.clone()).await.unwrap());
+                (discovery, rpc.clone(), rpc)
+            }
+        }
+    }
+}
+
+/// A server running in this process.
+pub struct Node {
+    pub app: AppHandle,
+    /// The client endpoint of a frontend.
+    pub url: Option<String>,
+    pub task: JoinHandle<()>,
+}
+
+impl Node {
+    /// Shuts the server down gracefully and waits for it.
+    pub async fn stop(self) {
+        self.app.shutdown();
+        within(20, self.task).await.unwrap();
+    }
+}
+
+/// Test logs go to the test output when `TEST_LOG` is set (an env filter).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
+                .unwrap_or_else(|_| "off".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Builds and runs `builder` in the background.
+pub async fn start(builder: AppBuilder, url: Option<String>) -> Node {
+    let app = builder.build().unwrap();
+    let handle = app.handle();
+    let task = tokio::spawn(async move {
+        app.run_until(std::future::pending()).await.unwrap();
+    });
+    Node {
+        app: handle,
+        url,
+        task,
+    }
+}
+
+/// A `connector` frontend (TCP, the lobby component, RPC timeout 2 s),
+/// customised by `configure`.
+pub async fn connector(
+    plane: &Plane,
+    id: &str,
+    configure: impl FnOnce(AppBuilder) -> AppBuilder,
+) -> Node {
+    init_tracing();
+    let me = ServerInfo::new(id, "connector", true);
+    let (discovery, client, server) = plane.parts(&me).await;
+    let tcp = TcpAcceptor::bind("127.0.0.1:0").await.unwrap();
+    let url = pitaya::acceptor::Acceptor::url(&tcp);
+    let builder = App::builder("connector")
+        .acceptor(tcp)
+        .register(Lobby)
+        .cluster(discovery, client, server)
+        .server_id(id)
+        .rpc_timeout(Duration::from_secs(2));
+    start(configure(builder), Some(url)).await
+}
+
+/// A `room` backend running `room`.
+pub async fn room_with(plane: &Plane, room: Room) -> Node {
+    init_tracing();
+    let id = room.id.clone();
+    let me = ServerInfo::new(&id, "room", false);
+    let (discovery, client, server) = plane.parts(&me).await;
+    let builder = App::builder("room")
+        .register(room)
+        .cluster(discovery, client, server)
+        .server_id(id);
+    start(builder, None).await
+}
+
+/// A `room` backend with id `id`.
+pub async fn room(plane: &Plane, id: &str) -> Node {
+    room_with(plane, Room::new(id)).await
+}
+
+/// A client connected to the frontend `node` (request timeout 5 s).
+pub async fn connect(node: &Node) -> (Client, Events) {
+    Client::builder()
+        .request_timeout(Duration::from_secs(5))
+        .connect(node.url.as_deref().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Waits until `app` sees `count` servers of `server_type`.
+pub async fn wait_for(app: &AppHandle, server_type: &str, count: usize) {
+    let discovery = app.discovery().unwrap().clone();
+    within(15, async {
+        while discovery.servers_of_type(server_type).len() != count {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// The next push on `events` (skipping other events).
+pub async fn next_push(events: &mut Events) -> (String, Value) {
+    loop {
+        match within(5, events.next()).await {
+            Some(Event::Push { route, body }) => {
+                return (route, serde_json::from_slice(&body).unwrap());
+            }
+            Some(_) => {}
+            None => panic!("connection closed while waiting for a push"),
+        }
+    }
+}
+
+/// Waits for a kick on `events` (skipping pushes).
+pub async fn wait_kicked(events: &mut Events) {
+    loop {
+        match within(5, events.next()).await {
+            Some(Event::Kicked) => return,
+            Some(Event::Push { .. }) => {}
+            other => panic!("expected a kick, got {other:?}"),
+        }
+    }
+}
+
+/// Retries `request` every 100 ms until it succeeds, for at most `secs`.
+pub async fn eventually_ok(client: &Client, route: &str, body: &Value, secs: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match client.request::<_, Value>(route, body).await {
+            Ok(reply) => return reply,
+            Err(err) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{route} still failing after {secs} s: {err:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
