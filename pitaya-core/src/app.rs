@@ -806,7 +806,7 @@ impl AppHandle {
         let caller = Arc::new(ClusterCaller {
             cluster: self.shared.cluster.clone(),
         });
-        let client = RemoteClient::new(caller, target, self.shared.sessions.serializer());
+        let client = RemoteClient::new(caller, target);
         match &self.shared.cluster {
             Some(cluster) => client.with_timeout(cluster.timeout),
             None => client,

@@ -628,6 +628,10 @@ impl RemoteSession for BackendLink {
     }
 }
 
+/// Go's `ErrNonsenseRPC`: a user RPC to this server's own type (without a
+/// server id) or to this very server.
+const NONSENSE_RPC: &str = "you are making a rpc that may be processed locally, either specify a different server type or specify a server id";
+
 /// A [`RemoteCaller`] over the cluster's [`RpcClient`]: what
 /// [`AppHandle::remote`](crate::app::AppHandle::remote) clients use.
 pub(crate) struct ClusterCaller {
@@ -648,6 +652,14 @@ impl RemoteCaller for ClusterCaller {
             let cluster = cluster.ok_or_else(|| {
                 PitayaError::new(codes::INTERNAL, "remote calls need a clustered app")
             })?;
+            // Go refuses these (ErrNonsenseRPC): call the method directly.
+            let local = match &target {
+                Target::ServerType(server_type) => *server_type == cluster.me.server_type,
+                Target::ServerId { id, .. } => *id == cluster.me.id,
+            };
+            if local {
+                return Err(PitayaError::new(codes::UNKNOWN, NONSENSE_RPC));
+            }
             let server = match &target {
                 Target::ServerType(server_type) => pick_random(
                     &cluster.discovery.servers_of_type(server_type),

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::app::AppHandle;
 use crate::context::Context;
 use crate::error::codes;
+use crate::remote::RemoteMessage;
 use crate::session::Session;
 use crate::{PitayaError, Serializer, SerializerKind};
 
@@ -165,6 +166,22 @@ impl Request {
                 format!("invalid payload for {}: {err}", self.context.route()),
             )
         })
+    }
+
+    /// Decodes the payload of a user RPC (a `#[remote]` argument) from
+    /// protobuf; a payload that does not fit is a `PIT-400` error.
+    pub fn decode_remote<T: RemoteMessage>(&self) -> Result<T, PitayaError> {
+        T::decode_remote(&self.body).map_err(|err| {
+            PitayaError::new(
+                codes::BAD_REQUEST,
+                format!("invalid argument for {}: {err}", self.context.route()),
+            )
+        })
+    }
+
+    /// Encodes the reply of a user RPC (a `#[remote]` method) as protobuf.
+    pub fn encode_remote<T: RemoteMessage>(&self, value: &T) -> HandlerResult {
+        Ok(Some(value.encode_remote()))
     }
 
     /// Encodes a reply value with the request's serializer.

@@ -48,5 +48,8 @@ pub mod timer;
 
 pub use context::Context;
 pub use error::PitayaError;
+/// The protobuf crate user RPC messages derive from (see
+/// [`remote::RemoteMessage`]).
+pub use prost;
 pub use serializer::{Serializer, SerializerError, SerializerKind};
 pub use session::Session;

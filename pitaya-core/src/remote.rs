@@ -1,5 +1,10 @@
 //! Server-to-server calls: what the typed stubs generated for `#[remote]`
 //! methods (e.g. `RoomRemote`) call through.
+//!
+//! As in Go Pitaya, the arguments and replies of these calls ("user RPCs")
+//! are protobuf messages, whatever the app's client serializer: a Rust
+//! server and a Go server can call each other's remotes. See
+//! [`RemoteMessage`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,11 +12,57 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
+use crate::PitayaError;
 use crate::error::codes;
-use crate::{PitayaError, Serializer, SerializerKind};
+
+/// A value a user RPC carries: the argument or the reply of a `#[remote]`
+/// method. User RPCs are protobuf on the wire, as in Go Pitaya, so this is
+/// any [`prost::Message`]: a type generated from a `.proto` file, a struct
+/// deriving `prost::Message` (with the `prost` version that
+/// [`pitaya::prost`](prost) re-exports), or one of the well-known wrappers
+/// prost implements (`String`, `bool`, integers, floats, `Vec<u8>`,
+/// `Bytes`, and `()` for `google.protobuf.Empty`).
+///
+/// ```
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// struct RoomCount {
+///     #[prost(string, tag = "1")]
+///     server: String,
+///     #[prost(uint32, tag = "2")]
+///     members: u32,
+/// }
+///
+/// fn takes<T: pitaya_core::remote::RemoteMessage>() {}
+/// takes::<RoomCount>();
+/// takes::<String>();
+/// takes::<()>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the argument or reply of a `#[remote]` method",
+    label = "not a protobuf message",
+    note = "remote calls carry protobuf, as in Go Pitaya: derive `prost::Message` for `{Self}` (or generate it from a .proto file)"
+)]
+pub trait RemoteMessage: Sized + Send + Sync {
+    /// The protobuf encoding of `self`.
+    fn encode_remote(&self) -> Bytes;
+
+    /// Decodes a protobuf encoding.
+    ///
+    /// # Errors
+    /// When `bytes` is not a valid encoding of `Self`.
+    fn decode_remote(bytes: &[u8]) -> Result<Self, prost::DecodeError>;
+}
+
+impl<T: prost::Message + Default> RemoteMessage for T {
+    fn encode_remote(&self) -> Bytes {
+        Bytes::from(self.encode_to_vec())
+    }
+
+    fn decode_remote(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        Self::decode(bytes)
+    }
+}
 
 /// Which server a remote call goes to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -57,7 +108,6 @@ pub trait RemoteCaller: Send + Sync + 'static {
 pub struct RemoteClient {
     caller: Arc<dyn RemoteCaller>,
     target: Target,
-    serializer: SerializerKind,
     timeout: Option<Duration>,
 }
 
@@ -65,19 +115,17 @@ impl std::fmt::Debug for RemoteClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteClient")
             .field("target", &self.target)
-            .field("serializer", &self.serializer)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl RemoteClient {
-    /// A client calling `target` through `caller`, encoding with `serializer`.
-    pub fn new(caller: Arc<dyn RemoteCaller>, target: Target, serializer: SerializerKind) -> Self {
+    /// A client calling `target` through `caller`.
+    pub fn new(caller: Arc<dyn RemoteCaller>, target: Target) -> Self {
         Self {
             caller,
             target,
-            serializer,
             timeout: None,
         }
     }
@@ -94,7 +142,12 @@ impl RemoteClient {
         &self.target
     }
 
-    /// Calls `component.method` on the target with `request`.
+    /// Calls `component.method` on the target with `request`, protobuf
+    /// encoded; the reply is decoded from protobuf.
+    ///
+    /// # Errors
+    /// The remote's error, with its code and metadata; `PIT-408` on
+    /// timeout; `PIT-500` for a reply that is not a `Resp`.
     pub async fn call<Req, Resp>(
         &self,
         component: &str,
@@ -102,21 +155,15 @@ impl RemoteClient {
         request: &Req,
     ) -> Result<Resp, PitayaError>
     where
-        Req: Serialize + ?Sized,
-        Resp: DeserializeOwned,
+        Req: RemoteMessage,
+        Resp: RemoteMessage,
     {
-        let body = self.serializer.serialize(request).map_err(|err| {
-            PitayaError::new(
-                codes::BAD_REQUEST,
-                format!("encoding the remote argument: {err}"),
-            )
-        })?;
         let route = format!("{}.{component}.{method}", self.target.server_type());
         let reply = self
             .caller
-            .call(&self.target, route, Bytes::from(body), self.timeout)
+            .call(&self.target, route, request.encode_remote(), self.timeout)
             .await?;
-        self.serializer.deserialize(&reply).map_err(|err| {
+        Resp::decode_remote(&reply).map_err(|err| {
             PitayaError::new(codes::INTERNAL, format!("decoding the remote reply: {err}"))
         })
     }

@@ -179,7 +179,14 @@ fn glue_fn(model: &Component, route: &Route) -> TokenStream {
                         let #local: #ty = #p::Clone::clone(#p::Request::body(&__pitaya_request));
                     });
                 } else {
-                    let decode = quote_spanned!(span=> #p::Request::decode::<#ty>);
+                    // Remotes carry protobuf (as in Go), handlers the app's
+                    // serializer. Spanned at the type: one that cannot be
+                    // decoded is reported there.
+                    let decode = if route.kind == RouteKind::Remote {
+                        quote_spanned!(span=> #p::Request::decode_remote::<#ty>)
+                    } else {
+                        quote_spanned!(span=> #p::Request::decode::<#ty>)
+                    };
                     lets.push(quote!(let #local = #decode(&__pitaya_request)?;));
                 }
                 call_args.push(quote!(#local));
@@ -191,13 +198,18 @@ fn glue_fn(model: &Component, route: &Route) -> TokenStream {
     let encode = |ty: &Type| {
         let span = ty.span();
         let ty = replace_self(ty, self_ty);
-        quote_spanned!(span=> #p::Request::encode::<#ty>)
+        if route.kind == RouteKind::Remote {
+            quote_spanned!(span=> #p::Request::encode_remote::<#ty>)
+        } else {
+            quote_spanned!(span=> #p::Request::encode::<#ty>)
+        }
     };
     let reply = match &route.output {
-        // A remote always replies, so that its client can decode a `()`.
+        // A remote always replies (`google.protobuf.Empty`), so that its
+        // client can decode a `()`.
         Output::Unit if route.kind == RouteKind::Remote => quote! {
             #call;
-            #p::Request::encode::<()>(&__pitaya_request, &())
+            #p::Request::encode_remote::<()>(&__pitaya_request, &())
         },
         Output::Unit => quote! {
             #call;
@@ -311,6 +323,13 @@ fn stub_method(model: &Component, stub: &Stub, route: &Route) -> TokenStream {
         Some(ty) => replace_self(ty, &model.self_ty),
         None => quote!(()),
     };
+    // The call is spanned at the payload type (else the reply type): a type
+    // that is not a protobuf message is reported there, not at the macro.
+    let span = route
+        .payload()
+        .map(|payload| payload.ty.span())
+        .or_else(|| route.output.success_type().map(Spanned::span))
+        .unwrap_or_else(Span::call_site);
     let (param, request_ty, request) = match route.payload() {
         Some(payload) => {
             let param = payload
@@ -322,11 +341,12 @@ fn stub_method(model: &Component, stub: &Stub, route: &Route) -> TokenStream {
         }
         None => (quote!(), quote!(()), quote!(&())),
     };
+    let call = respan(quote!(#p::RemoteClient::call::<#request_ty, #ok>), span);
     quote! {
         #(#cfgs)*
         #docs
         #vis async fn #ident(&self #param) -> #p::Result<#ok, #p::PitayaError> {
-            #p::RemoteClient::call::<#request_ty, #ok>(&self.client, #name, #method, #request).await
+            #call(&self.client, #name, #method, #request).await
         }
     }
 }

@@ -160,7 +160,8 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// use pitaya::prelude::*;
-/// # #[derive(serde::Deserialize, serde::Serialize)] struct Members(Vec<String>);
+/// # #[derive(Clone, PartialEq, prost::Message)]
+/// # struct Members { #[prost(string, repeated, tag = "1")] names: Vec<String> }
 ///
 /// struct Room;
 ///
@@ -168,7 +169,7 @@ use proc_macro::TokenStream;
 /// impl Room {
 ///     #[remote]
 ///     async fn members(&self) -> Result<Members, PitayaError> {
-///         Ok(Members(Vec::new()))
+///         Ok(Members { names: Vec::new() })
 ///     }
 /// }
 ///
@@ -269,6 +270,12 @@ pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
 /// most one payload, and their reply is always sent (`()` included). The
 /// component's typed client (`RoomRemote`) gets one method per remote.
 ///
+/// The payload and the reply are **protobuf** messages whatever the app's
+/// serializer, as in Go Pitaya, so Go and Rust servers can call each
+/// other's remotes: types implementing `prost::Message` (generated from a
+/// `.proto` file or derived), or prost's well-known wrappers such as
+/// `String`, `u32` or `()` (see `pitaya::remote::RemoteMessage`).
+///
 /// It only has a meaning inside `#[component]`, which reads it; anywhere
 /// else it is an error.
 ///
@@ -281,8 +288,18 @@ pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 /// use pitaya::prelude::*;
 /// use pitaya::handler::{Component, HandlerKind};
-/// # #[derive(serde::Deserialize, serde::Serialize)] struct MembersReq { room: u32 }
-/// # #[derive(serde::Deserialize, serde::Serialize)] struct Members(Vec<String>);
+///
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// struct MembersReq {
+///     #[prost(uint32, tag = "1")]
+///     room: u32,
+/// }
+///
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// struct Members {
+///     #[prost(string, repeated, tag = "1")]
+///     names: Vec<String>,
+/// }
 ///
 /// struct Room;
 ///
@@ -290,7 +307,9 @@ pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
 /// impl Room {
 ///     #[remote(name = "list")]
 ///     async fn members(&self, ctx: &Context, req: MembersReq) -> Result<Members, PitayaError> {
-///         Ok(Members(vec![format!("{} in {}", ctx.route(), req.room)]))
+///         Ok(Members {
+///             names: vec![format!("{} in {}", ctx.route(), req.room)],
+///         })
 ///     }
 /// }
 ///

@@ -20,6 +20,10 @@ pub use pitaya_macros::{component, handler, remote};
 
 /// Raw payload bytes, for handlers that take or return the body unparsed.
 pub use bytes::Bytes;
+/// The protobuf crate of `#[remote]` arguments and replies; derive
+/// `prost::Message` with this same version (add `prost` to your
+/// `Cargo.toml`).
+pub use pitaya_core::prost;
 
 /// The names most programs need.
 pub mod prelude {

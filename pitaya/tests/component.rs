@@ -35,13 +35,16 @@ struct Info {
     rooms: u32,
 }
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// Remote arguments and replies are protobuf messages, as in Go Pitaya.
+#[derive(Clone, PartialEq, prost::Message)]
 struct MembersReq {
+    #[prost(uint32, tag = "1")]
     room: u32,
 }
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message)]
 struct Members {
+    #[prost(string, repeated, tag = "1")]
     names: Vec<String>,
 }
 
@@ -337,26 +340,43 @@ async fn a_client_extractor_without_a_session_fails_cleanly() {
 }
 
 #[tokio::test]
-async fn remote_glue_decodes_and_replies() {
+async fn remote_glue_decodes_and_replies_in_protobuf() {
+    // Field 1, varint 7: `MembersReq { room: 7 }`, whatever the app's
+    // serializer.
     let request = Request::remote(
         Context::new("room.room.members"),
-        Bytes::from_static(br#"{"room":7}"#),
+        Bytes::from_static(&[0x08, 0x07]),
         SerializerKind::Json,
     );
-    let reply = (route("members").call)(Arc::new(Room::default()), request).await;
-    assert_eq!(
-        json(reply),
-        serde_json::json!({"names": ["room.room.members#7"]})
-    );
+    let reply = (route("members").call)(Arc::new(Room::default()), request)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut expected = vec![0x0a, 19];
+    expected.extend_from_slice(b"room.room.members#7");
+    assert_eq!(&reply[..], &expected[..]);
 
-    // A remote returning `()` still replies, so its client can decode it.
+    // A remote returning `()` still replies (`google.protobuf.Empty`: no
+    // bytes), so its client can decode it.
     let request = Request::remote(
         Context::new("room.room.reset"),
         Bytes::new(),
         SerializerKind::Json,
     );
     let reply = (route("reset").call)(Arc::new(Room::default()), request).await;
-    assert_eq!(reply, Ok(Some(Bytes::from_static(b"null"))));
+    assert_eq!(reply, Ok(Some(Bytes::new())));
+
+    // An argument that is not a `MembersReq` is a PIT-400.
+    let request = Request::remote(
+        Context::new("room.room.members"),
+        Bytes::from_static(br#"{"room":7}"#),
+        SerializerKind::Json,
+    );
+    let err = (route("members").call)(Arc::new(Room::default()), request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, codes::BAD_REQUEST);
+    assert!(err.msg.contains("room.room.members"), "{err:?}");
 }
 
 /// One recorded remote call: target, route, body, timeout.
@@ -409,7 +429,6 @@ async fn remote_stub_calls_through_the_remote_client() {
     let client = RemoteClient::new(
         Arc::clone(&caller) as Arc<dyn RemoteCaller>,
         Target::ServerType("room".to_owned()),
-        SerializerKind::Json,
     )
     .with_timeout(Duration::from_secs(1));
     let stub = RoomRemote::new(client);
@@ -434,11 +453,11 @@ async fn remote_stub_calls_through_the_remote_client() {
         ["room.room.members", "room.room.count", "room.room.reset"]
     );
     assert_eq!(calls[0].0, Target::ServerType("room".to_owned()));
-    assert_eq!(calls[0].2, Bytes::from_static(br#"{"room":7}"#));
+    assert_eq!(calls[0].2, Bytes::from_static(&[0x08, 0x07]), "protobuf");
     assert_eq!(
         calls[1].2,
-        Bytes::from_static(b"null"),
-        "no payload sends `()`"
+        Bytes::new(),
+        "no payload sends an empty message"
     );
     assert_eq!(calls[0].3, Some(Duration::from_secs(1)));
 }
@@ -457,7 +476,6 @@ async fn remote_stub_reports_remote_errors() {
             server_type: "rooms".to_owned(),
             id: "r-1".to_owned(),
         },
-        SerializerKind::Json,
     ));
     let err = stub.members(&MembersReq { room: 1 }).await.unwrap_err();
     assert_eq!(err, PitayaError::new("RH-404", "rooms.room.members"));

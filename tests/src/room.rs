@@ -17,10 +17,13 @@ pub struct Join {
     pub uid: String,
 }
 
-/// What `room.info` answers a remote call with.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// What `room.info` answers a remote call with: a protobuf message, as
+/// remotes carry protobuf. Also the reply of `lobby.ask` to clients (JSON).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, prost::Message)]
 pub struct Info {
+    #[prost(string, tag = "1")]
     pub server: String,
+    #[prost(string, tag = "2")]
     pub asked: String,
 }
 

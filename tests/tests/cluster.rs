@@ -459,7 +459,58 @@ async fn forwarded_request_envelope_is_gos() {
     assert_eq!(msg.r#type, MsgType::MsgNotify as i32);
     assert_eq!(msg.id, 0);
 
+    // A user RPC through the typed stub: Go's envelope, protobuf argument
+    // (a `string` is `google.protobuf.StringValue`: field 1), protobuf reply.
+    let info = RoomRemote::new(front.app.remote("room"))
+        .info(&"q".to_owned())
+        .await
+        .unwrap();
+    let request = within(5, received.recv()).await.unwrap();
+    assert_eq!(request.r#type, RpcType::User as i32);
+    assert_eq!(request.frontend_id, "conn-w", "the caller is a frontend");
+    assert!(request.session.is_none());
+    let msg = request.msg.unwrap();
+    assert_eq!(msg.route, "room.room.info");
+    assert_eq!(msg.r#type, MsgType::MsgRequest as i32);
+    assert_eq!(msg.id, 0);
+    assert_eq!(&msg.data[..], &[0x0a, 0x01, b'q']);
+    // The recorder answered with those bytes: field 1 of `Info`.
+    assert_eq!(
+        info,
+        Info {
+            server: "q".into(),
+            asked: String::new()
+        }
+    );
+
     discovery.stop().await.unwrap();
     rpc.stop().await.unwrap();
     front.stop().await;
+}
+
+/// As in Go (`ErrNonsenseRPC`), a user RPC to the caller's own server type
+/// (without a server id), or to the caller itself, is refused: call the
+/// method directly instead.
+#[tokio::test]
+async fn user_rpc_to_own_type_or_self_is_refused() {
+    let plane = Plane::memory();
+    let one = room(&plane, "room-x1").await;
+    let two = room(&plane, "room-x2").await;
+    wait_for(&one.app, "room", 2).await;
+    for client in [one.app.remote("room"), one.app.remote_to("room", "room-x1")] {
+        let err = RoomRemote::new(client)
+            .info(&"me?".to_owned())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "PIT-000");
+        assert!(err.msg.contains("may be processed locally"), "{err:?}");
+    }
+    // Another server of the same type, by id, is fine.
+    let info = RoomRemote::new(one.app.remote_to("room", "room-x2"))
+        .info(&"you?".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(info.server, "room-x2");
+    one.stop().await;
+    two.stop().await;
 }

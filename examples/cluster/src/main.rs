@@ -61,11 +61,15 @@ struct Broadcast<'a> {
     content: &'a str,
 }
 
-/// What `room.room.count` answers.
-#[derive(Debug, Serialize, Deserialize)]
+/// What the `room.count` remote answers, and `connector.lobby.rooms` to
+/// clients. Remotes carry protobuf, as in Go Pitaya (so a Go server can
+/// call this one): the struct is a prost message, and serde for the client.
+#[derive(Serialize, Deserialize, Clone, PartialEq, prost::Message)]
 struct RoomCount {
+    #[prost(string, tag = "1")]
     server: String,
-    members: usize,
+    #[prost(uint32, tag = "2")]
+    members: u32,
 }
 
 /// The room backend: the members of its one room.
@@ -154,7 +158,7 @@ impl Room {
     async fn count(&self) -> Result<RoomCount, PitayaError> {
         Ok(RoomCount {
             server: self.server_id.clone(),
-            members: self.members().len(),
+            members: u32::try_from(self.members().len()).unwrap_or(u32::MAX),
         })
     }
 }

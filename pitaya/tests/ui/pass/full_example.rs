@@ -21,12 +21,14 @@ pub struct ChatMsg {
 pub struct Info {
     pub rooms: u32,
 }
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct MembersReq {
+    #[prost(uint32, tag = "1")]
     pub room: u32,
 }
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct Members {
+    #[prost(string, repeated, tag = "1")]
     pub names: Vec<String>,
 }
 

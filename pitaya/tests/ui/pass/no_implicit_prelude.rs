@@ -38,7 +38,7 @@ impl Hygiene {
     }
 
     #[remote]
-    async fn remote_call(&self, _ctx: &Context, req: Req) -> Result<Req, PitayaError> {
+    async fn remote_call(&self, _ctx: &Context, req: u32) -> Result<u32, PitayaError> {
         Result::Ok(req)
     }
 

@@ -6,8 +6,10 @@ use pitaya::handler::{Component, HandlerKind};
 use pitaya::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+// Handlers take it with the app serializer, remotes as protobuf.
+#[derive(Serialize, Deserialize, Clone, PartialEq, prost::Message)]
 pub struct Payload {
+    #[prost(uint32, tag = "1")]
     pub n: u32,
 }
 
