@@ -51,7 +51,10 @@ pub struct NatsConfig {
     /// a wrong URL fails fast).
     pub retry_on_initial_connect: bool,
     /// Messages buffered per subscription of the server connection before
-    /// NATS drops them as a slow consumer (`buffer.messages`, 75).
+    /// NATS drops them as a slow consumer (`buffer.messages`; 65,536,
+    /// async-nats's default: Go Pitaya's 75 drops requests in bursts as
+    /// soon as about 100 clients are forwarded at once, measured with
+    /// `scripts/bench-cluster.sh`).
     pub subscription_capacity: usize,
     /// How many requests the server handles at once (`services`, 30).
     pub services: usize,
@@ -70,7 +73,7 @@ impl Default for NatsConfig {
             reconnect_jitter: Duration::from_millis(100),
             ping_interval: Duration::from_secs(120),
             retry_on_initial_connect: false,
-            subscription_capacity: 75,
+            subscription_capacity: 65_536,
             services: 30,
             drain_timeout: Duration::from_secs(5),
         }
@@ -105,6 +108,8 @@ pub struct NatsRpc {
     config: NatsConfig,
     me: Arc<ServerInfo>,
     client: Client,
+    /// Set when the client connection is dropped on purpose.
+    client_closing: Arc<AtomicBool>,
     closed: CancellationToken,
     server: Mutex<Option<Arc<ServerSide>>>,
 }
@@ -124,18 +129,20 @@ impl NatsRpc {
     pub async fn connect(config: NatsConfig, me: ServerInfo) -> Result<Self, ClusterError> {
         me.validate()?;
         let closed = CancellationToken::new();
+        let client_closing = Arc::new(AtomicBool::new(false));
         let client = connect(
             &config,
             format!("pitaya-rs client {}", me.id),
             None,
             &closed,
-            Arc::new(AtomicBool::new(false)),
+            client_closing.clone(),
         )
         .await?;
         Ok(Self {
             config,
             me: Arc::new(me),
             client,
+            client_closing,
             closed,
             server: Mutex::new(None),
         })
@@ -285,6 +292,8 @@ impl NatsRpc {
 
 impl Drop for NatsRpc {
     fn drop(&mut self) {
+        // The client connection closes with us: not an error.
+        self.client_closing.store(true, Ordering::SeqCst);
         if let Some(side) = self.server().take() {
             side.closing.store(true, Ordering::SeqCst);
             side.cancel.cancel();
@@ -402,7 +411,15 @@ async fn connect(
         .connection_timeout(config.connection_timeout)
         .ping_interval(config.ping_interval)
         .max_reconnects(config.max_reconnection_retries)
-        .reconnect_delay_callback(move |_attempts| wait + random_up_to(jitter))
+        // No wait before the first attempt (async-nats counts the initial
+        // connection as attempt 0 or 1), then Go's wait plus jitter.
+        .reconnect_delay_callback(move |attempts| {
+            if attempts <= 1 {
+                Duration::ZERO
+            } else {
+                wait + random_up_to(jitter)
+            }
+        })
         .event_callback(move |event| {
             let closed = closed.clone();
             let closing = closing.clone();

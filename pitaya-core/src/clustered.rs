@@ -2,6 +2,8 @@
 //! backends (Sys RPC), serving forwarded messages and remotes (User RPC),
 //! backend session views, and pushes, kicks and binds across servers.
 
+mod nuid;
+
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +26,7 @@ use crate::dispatch::parse_route;
 use crate::error::codes;
 use crate::handler::{HandlerFuture, HandlerKind, Request};
 use crate::pipeline::Pipelines;
-use crate::remote::{RemoteCaller, RemoteFuture, Target};
+use crate::remote::{RemoteCall, RemoteCaller, RemoteFuture, Target};
 use crate::session::{RemoteSession, Session};
 use crate::{PitayaError, protos};
 
@@ -86,18 +88,28 @@ fn now_nanos() -> i64 {
 }
 
 impl ClusterParts {
-    /// `Request.metadata` for a request leaving this server.
-    fn metadata(&self, extra: &[(&str, serde_json::Value)]) -> Bytes {
+    /// `Request.metadata` for a request leaving this server: the propagated
+    /// `context`, then `extra`, then the caller's identity and timeout.
+    fn metadata(
+        &self,
+        context: Option<&Context>,
+        extra: &[(&str, serde_json::Value)],
+        timeout: Duration,
+    ) -> Bytes {
         let mut map = serde_json::Map::new();
+        if let Some(context) = context {
+            for (key, value) in context.metadata() {
+                map.insert(key.clone(), value.clone());
+            }
+        }
         for (key, value) in extra {
             map.insert((*key).to_owned(), value.clone());
         }
+        map.entry("request.id")
+            .or_insert_with(|| nuid::next().into());
         map.insert("peer.id".into(), self.me.id.clone().into());
         map.insert("peer.service".into(), self.me.server_type.clone().into());
-        map.insert(
-            "reqTimeout".into(),
-            go_duration::format(self.timeout).into(),
-        );
+        map.insert("reqTimeout".into(), go_duration::format(timeout).into());
         serde_json::to_vec(&map)
             .map(Bytes::from)
             .unwrap_or_default()
@@ -110,6 +122,7 @@ impl ClusterParts {
         route: &str,
         data: Bytes,
         timeout: Duration,
+        context: Option<&Context>,
     ) -> Result<Bytes, PitayaError> {
         let request = protos::Request {
             r#type: protos::RpcType::User as i32,
@@ -126,7 +139,7 @@ impl ClusterParts {
             } else {
                 String::new()
             },
-            metadata: self.metadata(&[]),
+            metadata: self.metadata(context, &[], timeout),
         };
         let response = self.client.request(target, request, timeout).await?;
         response.into_result()
@@ -167,7 +180,6 @@ pub(crate) fn forward(
             let data = serde_json::to_vec(&session.data())
                 .map(Bytes::from)
                 .unwrap_or_else(|_| Bytes::from_static(b"{}"));
-            let request_id = format!("{:016x}", random_u64());
             let notify = kind == MessageType::Notify;
             let request = protos::Request {
                 r#type: protos::RpcType::Sys as i32,
@@ -188,11 +200,14 @@ pub(crate) fn forward(
                     },
                 }),
                 frontend_id: cluster.me.id.clone(),
-                metadata: cluster.metadata(&[
-                    ("req-route", route.into()),
-                    ("req-start-time", now_nanos().into()),
-                    ("request.id", request_id.into()),
-                ]),
+                metadata: cluster.metadata(
+                    None,
+                    &[
+                        ("req-route", route.into()),
+                        ("req-start-time", now_nanos().into()),
+                    ],
+                    cluster.timeout,
+                ),
             };
             tracing::debug!(server = %target.id, "forwarding");
             let response = cluster
@@ -248,6 +263,10 @@ impl AppInbound {
         let msg = request
             .msg
             .ok_or_else(|| PitayaError::new(codes::BAD_REQUEST, "request without a message"))?;
+        // Go refuses a request without its propagate context.
+        if request.metadata.is_empty() {
+            return Err(PitayaError::new(codes::INTERNAL, "no context found"));
+        }
         let metadata = decode_metadata(&request.metadata);
         let timeout = metadata
             .get("reqTimeout")
@@ -541,6 +560,7 @@ async fn run_op(
                     "sys.bindsession",
                     arg.encode_to_vec().into(),
                     cluster.timeout,
+                    None,
                 )
                 .await?;
         }
@@ -557,6 +577,7 @@ async fn run_op(
                     "sys.pushsession",
                     arg.encode_to_vec().into(),
                     cluster.timeout,
+                    None,
                 )
                 .await?;
         }
@@ -569,6 +590,7 @@ async fn run_op(
                     "sys.kick",
                     arg.encode_to_vec().into(),
                     cluster.timeout,
+                    None,
                 )
                 .await?;
         }
@@ -639,15 +661,16 @@ pub(crate) struct ClusterCaller {
 }
 
 impl RemoteCaller for ClusterCaller {
-    fn call(
-        &self,
-        target: &Target,
-        route: String,
-        body: Bytes,
-        timeout: Option<Duration>,
-    ) -> RemoteFuture {
+    fn call(&self, call: RemoteCall) -> RemoteFuture {
         let cluster = self.cluster.clone();
-        let target = target.clone();
+        let RemoteCall {
+            target,
+            route,
+            body,
+            timeout,
+            context,
+            ..
+        } = call;
         Box::pin(async move {
             let cluster = cluster.ok_or_else(|| {
                 PitayaError::new(codes::INTERNAL, "remote calls need a clustered app")
@@ -673,7 +696,9 @@ impl RemoteCaller for ClusterCaller {
                     .ok_or_else(|| ClusterError::NoServerWithId { id: id.clone() })?,
             };
             let timeout = timeout.unwrap_or(cluster.timeout);
-            cluster.user_rpc(&server, &route, body, timeout).await
+            cluster
+                .user_rpc(&server, &route, body, timeout, context.as_ref())
+                .await
         })
     }
 }

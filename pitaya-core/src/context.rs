@@ -46,6 +46,23 @@ impl Context {
         self.inner.metadata.get(key)
     }
 
+    /// A copy of this context with `key` set to `value`, propagated to the
+    /// remote calls made with it (Go's `pitaya.AddToPropagateCtx`).
+    ///
+    /// ```
+    /// use pitaya_core::Context;
+    ///
+    /// let ctx = Context::new("room.room.join").with_value("match", "m-7");
+    /// assert_eq!(ctx.get("match").and_then(|v| v.as_str()), Some("m-7"));
+    /// assert_eq!(ctx.route(), "room.room.join");
+    /// ```
+    #[must_use]
+    pub fn with_value(&self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        let mut metadata = self.inner.metadata.clone();
+        metadata.insert(key.into(), value.into());
+        Self::with_metadata(self.inner.route.clone(), metadata)
+    }
+
     /// All propagated metadata.
     pub fn metadata(&self) -> &BTreeMap<String, serde_json::Value> {
         &self.inner.metadata

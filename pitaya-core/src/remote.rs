@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::PitayaError;
 use crate::error::codes;
+use crate::{Context, PitayaError};
 
 /// A value a user RPC carries: the argument or the reply of a `#[remote]`
 /// method. User RPCs are protobuf on the wire, as in Go Pitaya, so this is
@@ -90,17 +90,28 @@ impl Target {
 /// The future of a raw remote call.
 pub type RemoteFuture = Pin<Box<dyn Future<Output = Result<Bytes, PitayaError>> + Send + 'static>>;
 
+/// One remote call, serialized: what a [`RemoteCaller`] sends.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RemoteCall {
+    /// Where it goes.
+    pub target: Target,
+    /// `serverType.component.method`.
+    pub route: String,
+    /// The protobuf-encoded argument.
+    pub body: Bytes,
+    /// The per-call timeout (the caller's default when `None`).
+    pub timeout: Option<Duration>,
+    /// The context whose metadata the call propagates (Pitaya's
+    /// "propagate context": `request.id`, `metric-tags`, your own keys).
+    pub context: Option<Context>,
+}
+
 /// Sends a serialized remote call and returns the serialized reply.
-/// Implemented by the in-process router and by the cluster RPC clients.
+/// Implemented by the cluster runtime; tests implement it with fakes.
 pub trait RemoteCaller: Send + Sync + 'static {
-    /// Calls `route` (`serverType.component.method`) on `target`.
-    fn call(
-        &self,
-        target: &Target,
-        route: String,
-        body: Bytes,
-        timeout: Option<Duration>,
-    ) -> RemoteFuture;
+    /// Sends `call` to its target.
+    fn call(&self, call: RemoteCall) -> RemoteFuture;
 }
 
 /// A handle for calling one server type (or server); generated stubs wrap it.
@@ -109,6 +120,7 @@ pub struct RemoteClient {
     caller: Arc<dyn RemoteCaller>,
     target: Target,
     timeout: Option<Duration>,
+    context: Option<Context>,
 }
 
 impl std::fmt::Debug for RemoteClient {
@@ -116,6 +128,7 @@ impl std::fmt::Debug for RemoteClient {
         f.debug_struct("RemoteClient")
             .field("target", &self.target)
             .field("timeout", &self.timeout)
+            .field("context", &self.context)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +140,7 @@ impl RemoteClient {
             caller,
             target,
             timeout: None,
+            context: None,
         }
     }
 
@@ -134,6 +148,16 @@ impl RemoteClient {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// The same client propagating `context`'s metadata with every call,
+    /// as Go's `app.RPC(ctx, ...)` does: pass the handler's `&Context` so
+    /// `request.id`, `metric-tags` and keys added with
+    /// [`Context::with_value`] reach the remote.
+    #[must_use]
+    pub fn with_context(mut self, context: &Context) -> Self {
+        self.context = Some(context.clone());
         self
     }
 
@@ -161,7 +185,13 @@ impl RemoteClient {
         let route = format!("{}.{component}.{method}", self.target.server_type());
         let reply = self
             .caller
-            .call(&self.target, route, request.encode_remote(), self.timeout)
+            .call(RemoteCall {
+                target: self.target.clone(),
+                route,
+                body: request.encode_remote(),
+                timeout: self.timeout,
+                context: self.context.clone(),
+            })
             .await?;
         Resp::decode_remote(&reply).map_err(|err| {
             PitayaError::new(codes::INTERNAL, format!("decoding the remote reply: {err}"))

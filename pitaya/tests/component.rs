@@ -10,7 +10,7 @@ use pitaya::codec::MessageCodec;
 use pitaya::error::codes;
 use pitaya::handler::{Component, HandlerKind, HandlerMeta, HandlerResult, Request, RouteEntry};
 use pitaya::prelude::*;
-use pitaya::remote::{RemoteCaller, RemoteClient, RemoteFuture, Target};
+use pitaya::remote::{RemoteCall, RemoteCaller, RemoteClient, RemoteFuture, Target};
 use pitaya::session::SessionHub;
 use serde::{Deserialize, Serialize};
 
@@ -379,30 +379,17 @@ async fn remote_glue_decodes_and_replies_in_protobuf() {
     assert!(err.msg.contains("room.room.members"), "{err:?}");
 }
 
-/// One recorded remote call: target, route, body, timeout.
-type Call = (Target, String, Bytes, Option<Duration>);
-
 /// A `RemoteCaller` that records each call and serves it with the
 /// component's own route table, as the in-process router would.
 struct FakeCaller {
     room: Arc<Room>,
-    calls: Mutex<Vec<Call>>,
+    calls: Mutex<Vec<RemoteCall>>,
 }
 
 impl RemoteCaller for FakeCaller {
-    fn call(
-        &self,
-        target: &Target,
-        route: String,
-        body: Bytes,
-        timeout: Option<Duration>,
-    ) -> RemoteFuture {
-        self.calls.lock().expect("calls lock").push((
-            target.clone(),
-            route.clone(),
-            body.clone(),
-            timeout,
-        ));
+    fn call(&self, call: RemoteCall) -> RemoteFuture {
+        self.calls.lock().expect("calls lock").push(call.clone());
+        let RemoteCall { route, body, .. } = call;
         let method = route.rsplit('.').next().unwrap_or_default().to_owned();
         let room = Arc::clone(&self.room);
         Box::pin(async move {
@@ -431,7 +418,7 @@ async fn remote_stub_calls_through_the_remote_client() {
         Target::ServerType("room".to_owned()),
     )
     .with_timeout(Duration::from_secs(1));
-    let stub = RoomRemote::new(client);
+    let stub = RoomRemote::new(client.clone());
 
     let members = stub.members(&MembersReq { room: 7 }).await.unwrap();
     assert_eq!(
@@ -443,31 +430,41 @@ async fn remote_stub_calls_through_the_remote_client() {
     assert_eq!(stub.count().await, Ok(5));
     assert_eq!(stub.reset().await, Ok(()));
 
+    {
+        let calls = caller.calls.lock().unwrap();
+        let routes: Vec<_> = calls.iter().map(|call| call.route.as_str()).collect();
+        assert_eq!(
+            routes,
+            ["room.room.members", "room.room.count", "room.room.reset"]
+        );
+        assert_eq!(calls[0].target, Target::ServerType("room".to_owned()));
+        assert_eq!(calls[0].body, Bytes::from_static(&[0x08, 0x07]), "protobuf");
+        assert_eq!(
+            calls[1].body,
+            Bytes::new(),
+            "no payload sends an empty message"
+        );
+        assert_eq!(calls[0].timeout, Some(Duration::from_secs(1)));
+        assert!(calls[0].context.is_none());
+    }
+
+    // A client given the handler's context propagates its metadata.
+    let ctx = Context::new("connector.lobby.join").with_value("match", "m-7");
+    RoomRemote::new(client.with_context(&ctx))
+        .reset()
+        .await
+        .unwrap();
     let calls = caller.calls.lock().unwrap();
-    let routes: Vec<_> = calls
-        .iter()
-        .map(|(_, route, _, _)| route.as_str())
-        .collect();
-    assert_eq!(
-        routes,
-        ["room.room.members", "room.room.count", "room.room.reset"]
-    );
-    assert_eq!(calls[0].0, Target::ServerType("room".to_owned()));
-    assert_eq!(calls[0].2, Bytes::from_static(&[0x08, 0x07]), "protobuf");
-    assert_eq!(
-        calls[1].2,
-        Bytes::new(),
-        "no payload sends an empty message"
-    );
-    assert_eq!(calls[0].3, Some(Duration::from_secs(1)));
+    let context = calls[3].context.as_ref().unwrap();
+    assert_eq!(context.get("match"), Some(&serde_json::json!("m-7")));
 }
 
 #[tokio::test]
 async fn remote_stub_reports_remote_errors() {
     struct Failing;
     impl RemoteCaller for Failing {
-        fn call(&self, _: &Target, route: String, _: Bytes, _: Option<Duration>) -> RemoteFuture {
-            Box::pin(async move { Err(PitayaError::new("RH-404", route)) })
+        fn call(&self, call: RemoteCall) -> RemoteFuture {
+            Box::pin(async move { Err(PitayaError::new("RH-404", call.route)) })
         }
     }
     let stub = RoomRemote::new(RemoteClient::new(

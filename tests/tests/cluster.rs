@@ -444,11 +444,10 @@ async fn forwarded_request_envelope_is_gos() {
     assert_eq!(metadata["peer.service"], "connector");
     assert_eq!(metadata["reqTimeout"], "2s");
     assert!(metadata["req-start-time"].as_i64().unwrap() > 0);
-    assert!(
-        metadata["request.id"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty())
-    );
+    // A NATS nuid, as Go generates: 22 base62 characters.
+    let request_id = metadata["request.id"].as_str().unwrap();
+    assert_eq!(request_id.len(), 22, "{request_id}");
+    assert!(request_id.bytes().all(|b| b.is_ascii_alphanumeric()));
 
     client
         .notify("room.room.note", &json!({"n": 2}))
@@ -461,11 +460,20 @@ async fn forwarded_request_envelope_is_gos() {
 
     // A user RPC through the typed stub: Go's envelope, protobuf argument
     // (a `string` is `google.protobuf.StringValue`: field 1), protobuf reply.
-    let info = RoomRemote::new(front.app.remote("room"))
+    // The handler's context (here made by hand) propagates its metadata.
+    let ctx = pitaya::Context::new("connector.lobby.ask")
+        .with_value("metric-tags", json!({"game": "g1"}))
+        .with_value("request.id", "abc");
+    let info = RoomRemote::new(front.app.remote("room").with_context(&ctx))
         .info(&"q".to_owned())
         .await
         .unwrap();
     let request = within(5, received.recv()).await.unwrap();
+    let metadata: Value = serde_json::from_slice(&request.metadata).unwrap();
+    assert_eq!(metadata["metric-tags"], json!({"game": "g1"}));
+    assert_eq!(metadata["request.id"], "abc", "kept, not replaced");
+    assert_eq!(metadata["peer.id"], "conn-w");
+    assert_eq!(metadata["reqTimeout"], "2s");
     assert_eq!(request.r#type, RpcType::User as i32);
     assert_eq!(request.frontend_id, "conn-w", "the caller is a frontend");
     assert!(request.session.is_none());
@@ -486,6 +494,43 @@ async fn forwarded_request_envelope_is_gos() {
     discovery.stop().await.unwrap();
     rpc.stop().await.unwrap();
     front.stop().await;
+}
+
+/// As in Go, a request without metadata (the propagate context) is refused
+/// with PIT-500 "no context found".
+#[tokio::test]
+async fn request_without_metadata_is_refused() {
+    use pitaya::cluster::RpcClient;
+    use pitaya::cluster::protos::{Msg, Request, RpcType};
+    let cluster = MemoryCluster::new();
+    let plane = Plane::Memory(cluster.clone());
+    let back = room(&plane, "room-m").await;
+    wait_for(&back.app, "room", 1).await;
+    let target = back.app.server_info().unwrap().clone();
+    let caller = MemoryRpc::new(&cluster, ServerInfo::new("caller-m", "caller", false));
+    let request = |metadata: &'static [u8]| Request {
+        r#type: RpcType::User as i32,
+        msg: Some(Msg {
+            route: "room.room.info".into(),
+            data: vec![0x0a, 0x01, b'q'].into(),
+            ..Msg::default()
+        }),
+        metadata: metadata.into(),
+        ..Request::default()
+    };
+    let response = caller
+        .request(&target, request(b""), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let error = response.error.unwrap();
+    assert_eq!(error.code, "PIT-500");
+    assert_eq!(error.msg, "no context found");
+    let response = caller
+        .request(&target, request(b"{}"), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(response.error.is_none(), "{response:?}");
+    back.stop().await;
 }
 
 /// As in Go (`ErrNonsenseRPC`), a user RPC to the caller's own server type
