@@ -2,14 +2,50 @@
 //! payload and encodes it back, like a real handler would. Benchmarks
 //! compare it with `raw-echo`, which answers from the codec alone.
 //!
-//! ```sh
-//! cargo run --release -p echo -- --tcp 127.0.0.1:3250 --ws 127.0.0.1:3251
-//! ```
+//! `--mode` picks how the echo component is reached:
+//!
+//! - `standalone` (default): one server of type `echo` with the component
+//!   and the acceptors.
+//!
+//!   ```sh
+//!   cargo run --release -p echo -- --tcp 127.0.0.1:3250 --ws 127.0.0.1:3251
+//!   ```
+//!
+//! - `frontend` and `backend`: two processes on etcd and NATS (`--etcd`,
+//!   `--nats`, or `PITAYA_ETCD` / `PITAYA_NATS`; `scripts/cluster-deps.sh
+//!   start` prints the addresses of a local pair). The frontend, of type
+//!   `connector`, holds the acceptors and no component: it forwards
+//!   `echo.echo.echo` over NATS to a backend of type `echo`, which has the
+//!   component and no acceptor. The backend prints `echo backend <id>
+//!   registered` once it is registered in etcd and serving NATS; server IDs
+//!   are `<type>-<pid>`.
+//!
+//!   ```sh
+//!   cargo run --release -p echo -- --mode backend --etcd http://127.0.0.1:2379 --nats nats://127.0.0.1:4222
+//!   cargo run --release -p echo -- --mode frontend --etcd http://127.0.0.1:2379 --nats nats://127.0.0.1:4222 --tcp 127.0.0.1:3250
+//!   ```
+//!
+//! - `dev`: the same frontend and backend in one process, on the in-process
+//!   cluster (no etcd, no NATS): measures forwarding without the network.
+//!
+//!   ```sh
+//!   cargo run --release -p echo -- --mode dev --tcp 127.0.0.1:3250
+//!   ```
+//!
+//! `--threads`, `--heartbeat` and `--compression` apply in every mode;
+//! `--nats-buffer` sets the backend's (and frontend's) NATS subscription
+//! buffer, beyond which requests are dropped as a slow consumer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use pitaya::acceptors::{TcpAcceptor, WsAcceptor};
+use pitaya::app::AppBuilder;
+use pitaya::cluster::{
+    EtcdConfig, EtcdDiscovery, MemoryCluster, MemoryDiscovery, MemoryRpc, NatsConfig, NatsRpc,
+    ServerInfo,
+};
 
 use pitaya::Bytes;
 use pitaya::prelude::*;
@@ -33,16 +69,45 @@ impl Echo {
     }
 }
 
+/// How the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// One `echo` server with the component and the acceptors.
+    Standalone,
+    /// A `connector` frontend (acceptors, no component) forwarding to
+    /// `echo` backends over etcd + NATS.
+    Frontend,
+    /// An `echo` backend (the component, no acceptor) on etcd + NATS.
+    Backend,
+    /// Frontend and backend in this process, on the in-process cluster.
+    Dev,
+}
+
 /// Command line of the echo server.
 #[derive(Debug, Parser)]
 #[command(about = "An echo game server on pitaya-rs")]
 struct Args {
-    /// TCP listen address.
+    /// How to run: standalone, or as a cluster frontend / backend, or both
+    /// in one process (dev).
+    #[arg(long, value_enum, default_value = "standalone")]
+    mode: Mode,
+    /// TCP listen address (standalone, frontend, dev).
     #[arg(long, default_value = "127.0.0.1:3250")]
     tcp: String,
-    /// Optional WebSocket listen address.
+    /// Optional WebSocket listen address (standalone, frontend, dev).
     #[arg(long)]
     ws: Option<String>,
+    /// etcd endpoint (frontend, backend).
+    #[arg(long, default_value = "http://127.0.0.1:2379", env = "PITAYA_ETCD")]
+    etcd: String,
+    /// NATS URL (frontend, backend).
+    #[arg(long, default_value = "nats://127.0.0.1:4222", env = "PITAYA_NATS")]
+    nats: String,
+    /// Messages buffered per NATS subscription of the server connection
+    /// before they are dropped as a slow consumer (frontend, backend;
+    /// default: `NatsConfig`'s, Go Pitaya's 75).
+    #[arg(long, value_name = "MESSAGES")]
+    nats_buffer: Option<usize>,
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     threads: Option<usize>,
@@ -54,7 +119,14 @@ struct Args {
     compression: bool,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Server type of the frontend.
+const FRONTEND_TYPE: &str = "connector";
+/// Server type of the backend (and of the standalone server).
+const BACKEND_TYPE: &str = "echo";
+
+fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -66,22 +138,144 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(threads) = args.threads {
         runtime.worker_threads(threads.max(1));
     }
-    runtime.enable_all().build()?.block_on(serve(args))
+    runtime.enable_all().build()?.block_on(async {
+        match args.mode {
+            Mode::Standalone => standalone(&args).await,
+            Mode::Frontend | Mode::Backend => networked(&args).await,
+            Mode::Dev => dev(&args).await,
+        }
+    })
 }
 
-async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut builder = App::builder("echo")
-        .acceptor(TcpAcceptor::bind(&args.tcp).await?)
+/// The settings every mode shares.
+fn configured(builder: AppBuilder, args: &Args) -> AppBuilder {
+    builder
         .heartbeat(Duration::from_secs(args.heartbeat))
         .compression(args.compression)
-        .register(Echo);
+}
+
+/// Adds the TCP (and WebSocket, if asked) acceptors.
+async fn with_acceptors(builder: AppBuilder, args: &Args) -> Result<AppBuilder, Error> {
+    let mut builder = builder.acceptor(TcpAcceptor::bind(&args.tcp).await?);
     if let Some(ws) = &args.ws {
         builder = builder.acceptor(WsAcceptor::bind(ws).await?);
     }
-    let app = builder.build()?;
+    Ok(builder)
+}
+
+fn print_urls(app: &App) {
     for url in app.urls() {
         println!("echo listening on {url}");
     }
+}
+
+/// Prints `echo <role> <id> registered` once the app is in its discovery's
+/// view, i.e. its RPC server runs and it is registered (both happen in
+/// `run`, before the app waits for shutdown).
+fn announce_when_registered(handle: AppHandle, role: &'static str) {
+    tokio::spawn(async move {
+        loop {
+            let registered = match (handle.server_info(), handle.discovery()) {
+                (Some(me), Some(discovery)) => discovery.server(&me.id).map(|_| me.id.clone()),
+                _ => return,
+            };
+            if let Some(id) = registered {
+                println!("echo {role} {id} registered");
+                return;
+            }
+            if handle.is_shutting_down() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+fn server_id(server_type: &str) -> String {
+    format!("{server_type}-{}", std::process::id())
+}
+
+async fn standalone(args: &Args) -> Result<(), Error> {
+    let builder = configured(App::builder(BACKEND_TYPE), args).register(Echo);
+    let app = with_acceptors(builder, args).await?.build()?;
+    print_urls(&app);
     app.run().await?;
+    Ok(())
+}
+
+/// The frontend: acceptors, no component; `echo.*` routes are forwarded.
+async fn frontend(args: &Args) -> Result<AppBuilder, Error> {
+    with_acceptors(configured(App::builder(FRONTEND_TYPE), args), args).await
+}
+
+/// The backend: the component, no acceptor.
+fn backend(args: &Args) -> AppBuilder {
+    configured(App::builder(BACKEND_TYPE), args).register(Echo)
+}
+
+async fn networked(args: &Args) -> Result<(), Error> {
+    let is_frontend = args.mode == Mode::Frontend;
+    let server_type = if is_frontend {
+        FRONTEND_TYPE
+    } else {
+        BACKEND_TYPE
+    };
+    let id = server_id(server_type);
+    let me = ServerInfo::new(id.clone(), server_type, is_frontend);
+    let discovery = Arc::new(EtcdDiscovery::new(EtcdConfig::new([args.etcd.clone()])));
+    let mut nats = NatsConfig::new(args.nats.clone());
+    if let Some(buffer) = args.nats_buffer {
+        nats.subscription_capacity = buffer;
+    }
+    let rpc = Arc::new(NatsRpc::connect(nats, me).await?);
+    let builder = if is_frontend {
+        frontend(args).await?
+    } else {
+        backend(args)
+    };
+    let app = builder
+        .cluster(discovery, rpc.clone(), rpc)
+        .server_id(id)
+        .build()?;
+    print_urls(&app);
+    announce_when_registered(
+        app.handle(),
+        if is_frontend { "frontend" } else { "backend" },
+    );
+    app.run().await?;
+    Ok(())
+}
+
+async fn dev(args: &Args) -> Result<(), Error> {
+    let cluster = MemoryCluster::new();
+    let parts = |id: &str, server_type: &str, frontend: bool| {
+        let rpc = Arc::new(MemoryRpc::new(
+            &cluster,
+            ServerInfo::new(id, server_type, frontend),
+        ));
+        (Arc::new(MemoryDiscovery::new(&cluster)), rpc)
+    };
+    let backend_id = server_id(BACKEND_TYPE);
+    let (back_discovery, back_rpc) = parts(&backend_id, BACKEND_TYPE, false);
+    let back_app = backend(args)
+        .cluster(back_discovery, back_rpc.clone(), back_rpc)
+        .server_id(backend_id)
+        .build()?;
+    let frontend_id = server_id(FRONTEND_TYPE);
+    let (front_discovery, front_rpc) = parts(&frontend_id, FRONTEND_TYPE, true);
+    let front_app = frontend(args)
+        .await?
+        .cluster(front_discovery, front_rpc.clone(), front_rpc)
+        .server_id(frontend_id)
+        .build()?;
+    print_urls(&front_app);
+    let back_handle = back_app.handle();
+    announce_when_registered(back_handle.clone(), "backend");
+    announce_when_registered(front_app.handle(), "frontend");
+    let back_task = tokio::spawn(back_app.run_until(std::future::pending()));
+    let served = front_app.run().await;
+    back_handle.shutdown();
+    back_task.await??;
+    served?;
     Ok(())
 }
