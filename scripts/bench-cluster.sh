@@ -136,7 +136,7 @@ for rep in $(seq "$reps"); do
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python3 - "$out" "$reps" "$secs" "$(nproc)" "$load_start" "$load_end" "${nats_buffer:-default (75)}" <<'PY'
+python3 - "$out" "$reps" "$secs" "$(nproc)" "$load_start" "$load_end" "${nats_buffer:-default (NatsConfig: 65,536)}" <<'PY'
 import collections, json, pathlib, re, statistics, sys
 out, reps, secs, cpus, load_start, load_end, nats_buffer = sys.argv[1:8]
 out, reps = pathlib.Path(out), int(reps)
