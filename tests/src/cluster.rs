@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::processes::required_env;
 use crate::room::{Lobby, Room};
-use crate::within;
+use crate::{init_tracing, within};
 
 /// The discovery, RPC client and RPC server of one server.
 pub type Parts = (
@@ -64,10 +64,13 @@ impl Plane {
     }
 
     /// The etcd configuration of a real plane: the test's prefix, and
-    /// retries fast enough for restart tests.
+    /// renewals and retries fast enough for restart tests (a lost lease is
+    /// noticed at the next renewal, every third of the TTL: 20 s with the
+    /// default TTL).
     pub fn etcd_config(etcd: &str, prefix: &str) -> EtcdConfig {
         let mut config = EtcdConfig::new([etcd.to_owned()]);
         config.prefix = prefix.to_owned();
+        config.heartbeat_ttl = Duration::from_secs(5);
         config.keepalive_retry_delay = Duration::from_millis(500);
         config.grant_lease_retry_interval = Duration::from_millis(500);
         config.dial_timeout = Duration::from_secs(2);
@@ -108,17 +111,6 @@ impl Node {
         self.app.shutdown();
         within(20, self.task).await.unwrap();
     }
-}
-
-/// Test logs go to the test output when `TEST_LOG` is set (an env filter).
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
-                .unwrap_or_else(|_| "off".into()),
-        )
-        .with_test_writer()
-        .try_init();
 }
 
 /// Builds and runs `builder` in the background.

@@ -33,13 +33,7 @@ impl TestServer {
     /// Builds an app from `configure` with TCP, WS, TLS and WSS acceptors
     /// on free ports, and runs it in the background.
     pub async fn start(configure: impl FnOnce(AppBuilder) -> AppBuilder) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
-                    .unwrap_or_else(|_| "off".into()),
-            )
-            .with_test_writer()
-            .try_init();
+        init_tracing();
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let cert_pem = cert.cert.pem();
         let key_pem = cert.key_pair.serialize_pem();
@@ -128,6 +122,17 @@ impl Drop for TestServer {
             self.app.shutdown();
         }
     }
+}
+
+/// Test logs go to the test output when `TEST_LOG` is set (an env filter).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
+                .unwrap_or_else(|_| "off".into()),
+        )
+        .with_test_writer()
+        .try_init();
 }
 
 /// Waits for `future` at most `secs` seconds, failing the test otherwise.

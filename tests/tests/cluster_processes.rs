@@ -48,15 +48,22 @@ fn code(err: &pitaya_client::Error) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_backend_fails_fast_and_restarted_backends_are_found() {
+/// A frontend in this process, a room node process `id` it routes to, and
+/// a client of the frontend.
+async fn front_and_node(id: &str) -> (NodeConfig, Node, NodeProcess, Client) {
     let plane = Plane::real();
     let config = node_config(&plane);
     let front = connector(&plane, &unique("conn"), |b| b).await;
-    let mut node = NodeProcess::start(&config, "room-p1");
+    let node = NodeProcess::start(&config, id);
     wait_for(&front.app, "room", 1).await;
     let (client, _events) = connect(&front).await;
     assert_eq!(pid_of_server(&client).await, u64::from(node.pid()));
+    (config, front, node, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_backend_fails_fast_and_restarted_backends_are_found() {
+    let (config, front, mut node, client) = front_and_node("room-p1").await;
 
     // SIGKILL while a request is in the backend: the client gets an error
     // by the frontend's RPC timeout (2 s), not its own (5 s).
@@ -144,13 +151,7 @@ async fn killed_backend_fails_fast_and_restarted_backends_are_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_deregisters_first_then_finishes_the_request_in_flight() {
-    let plane = Plane::real();
-    let config = node_config(&plane);
-    let front = connector(&plane, &unique("conn"), |b| b).await;
-    let mut node = NodeProcess::start(&config, "room-t1");
-    wait_for(&front.app, "room", 1).await;
-    let (client, _events) = connect(&front).await;
-    assert_eq!(pid_of_server(&client).await, u64::from(node.pid()));
+    let (_config, front, mut node, client) = front_and_node("room-t1").await;
 
     let slow = {
         let client = client.clone();
