@@ -2,7 +2,7 @@
 //! 22 base62 characters, a 12-character random prefix shared by a run of
 //! ids and a 10-character sequence that grows by a random step.
 
-use std::sync::Mutex;
+use std::cell::RefCell;
 
 use super::random_u64;
 
@@ -40,14 +40,18 @@ impl State {
     }
 }
 
-static STATE: Mutex<Option<State>> = Mutex::new(None);
+thread_local! {
+    // One generator per thread, each with its own random prefix: no lock
+    // shared by every forwarded request.
+    static STATE: RefCell<State> = RefCell::new(State::new());
+}
 
 /// The next id.
 pub(crate) fn next() -> String {
-    let mut guard = STATE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let state = guard.get_or_insert_with(State::new);
+    STATE.with(|state| next_from(&mut state.borrow_mut()))
+}
+
+fn next_from(state: &mut State) -> String {
     state.seq += state.inc;
     if state.seq >= MAX_SEQ {
         state.reset();
