@@ -21,6 +21,10 @@ for cmd in "${!packages[@]}"; do
     need_cmd "$cmd" || missing+=("${packages[$cmd]}")
 done
 
+# protoc needs the well-known types (google/protobuf/*.proto), which Debian
+# ships in libprotobuf-dev (only recommended by protobuf-compiler).
+[[ -f /usr/include/google/protobuf/descriptor.proto ]] || missing+=(libprotobuf-dev)
+
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"

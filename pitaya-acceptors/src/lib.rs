@@ -36,7 +36,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use rate_limit::{
-    DEFAULT_RATE_INTERVAL, DEFAULT_RATE_LIMIT, RateLimited, RateLimitedConn, RateLimitedRaw,
+    DEFAULT_RATE_INTERVAL, DEFAULT_RATE_LIMIT, RateLimitPolicy, RateLimited, RateLimitedConn,
+    RateLimitedRaw,
 };
 pub use tcp::{RawTcpConn, TcpAcceptor, TcpConn};
 pub use tls::TlsConfig;
@@ -45,6 +46,19 @@ pub use ws::{RawWsConn, WsAcceptor, WsConn};
 
 /// Default bound on a new connection's TLS handshake and WebSocket upgrade.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest packet body a new connection accepts until
+/// [`PlayerConn::set_max_packet_size`](pitaya_core::acceptor::PlayerConn::set_max_packet_size)
+/// is called: 64 KiB (or the acceptor's own `with_max_packet_size`, if
+/// smaller).
+///
+/// The agent lowers the limit further to the app's pre-handshake limit as
+/// soon as the connection starts and raises it once the client has
+/// completed the handshake; this default only covers connections used
+/// without an agent (or before it takes over), so a peer nobody has
+/// authenticated can never announce, and make the server hold, a 16 MiB
+/// packet.
+pub const DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE: usize = 64 * 1024;
 
 /// Why an acceptor could not be configured.
 #[derive(Debug, thiserror::Error)]

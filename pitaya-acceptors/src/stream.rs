@@ -20,6 +20,8 @@ use pitaya_core::codec::{HEADER_LEN, Packet, PacketCodec, PacketType};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::codec::Decoder;
 
+use crate::DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE;
+
 /// Bytes read from the socket per read call.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -32,17 +34,37 @@ pub(crate) struct PacketStream<S> {
     io: S,
     /// Bytes read but not yet handed out as packets.
     buf: BytesMut,
+    /// Checks headers against the current limit.
     codec: PacketCodec,
+    /// The acceptor's maximum: the limit never goes above it.
+    cap: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
-    /// Frames `io`, refusing bodies over `max_body_len` bytes.
-    pub(crate) fn new(io: S, max_body_len: usize) -> Self {
+    /// Frames `io`, never accepting bodies over `cap` bytes. The limit
+    /// starts at [`DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE`] (or `cap`
+    /// if smaller) until [`set_max_body_len`](Self::set_max_body_len).
+    pub(crate) fn new(io: S, cap: usize) -> Self {
         Self {
             io,
             buf: BytesMut::new(),
-            codec: PacketCodec::with_max_body_len(max_body_len),
+            codec: PacketCodec::with_max_body_len(
+                cap.min(DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE),
+            ),
+            cap,
         }
+    }
+
+    /// Sets the largest body accepted from now on, capped at the
+    /// acceptor's maximum. A packet whose header was already accepted is
+    /// checked again against the new limit when it is decoded.
+    pub(crate) fn set_max_body_len(&mut self, max_body_len: usize) {
+        self.codec.set_max_body_len(max_body_len.min(self.cap));
+    }
+
+    /// The largest body currently accepted.
+    pub(crate) fn max_body_len(&self) -> usize {
+        self.codec.max_body_len()
     }
 
     /// The stream under the framing.
@@ -62,7 +84,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
     ) -> Poll<Result<Option<Packet>, ConnError>> {
         loop {
             // The codec checks the header (type, length against the
-            // maximum) before it reserves room for the body.
+            // limit) and never reserves room for the announced body: the
+            // buffer grows only with the bytes that arrive.
             if let Some(packet) = self.codec.decode(&mut self.buf)? {
                 return Poll::Ready(Ok(Some(packet)));
             }
@@ -127,7 +150,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
 #[cfg(test)]
 mod tests {
     use futures::FutureExt;
-    use pitaya_core::codec::CodecError;
+    use pitaya_core::codec::{CodecError, MAX_PACKET_BODY};
     use tokio::io::{AsyncReadExt, DuplexStream, duplex};
 
     use super::*;
@@ -209,6 +232,75 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_new_stream_starts_at_the_pre_handshake_limit() {
+        let (mut conn, mut peer) = pair(MAX_PACKET_BODY);
+        assert_eq!(
+            conn.max_body_len(),
+            DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE
+        );
+        let len = DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE + 1;
+        let [_, l1, l2, l3] = u32::try_from(len).unwrap().to_be_bytes();
+        let header = [0x04, l1, l2, l3];
+        peer.write_all(&header).await.unwrap();
+        let err = conn.read_packet().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConnError::Codec(CodecError::PacketTooLarge { len: l, max })
+                    if l == len && max == DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE
+            ),
+            "{err}"
+        );
+
+        // A smaller acceptor maximum wins over the default.
+        let (conn, _peer) = pair(100);
+        assert_eq!(conn.max_body_len(), 100);
+    }
+
+    #[tokio::test]
+    async fn the_limit_moves_within_the_acceptor_maximum() {
+        let (mut conn, mut peer) = pair(100_000);
+        conn.set_max_body_len(usize::MAX);
+        assert_eq!(
+            conn.max_body_len(),
+            100_000,
+            "capped at the acceptor's maximum"
+        );
+        let big = Packet::new(PacketType::Data, vec![1u8; 100_000]);
+        peer.write_all(&wire(&big)).await.unwrap();
+        assert_eq!(conn.read_packet().await.unwrap(), Some(big));
+
+        conn.set_max_body_len(10);
+        assert_eq!(conn.max_body_len(), 10);
+        peer.write_all(&[0x04, 0, 0, 11]).await.unwrap();
+        let err = conn.read_packet().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConnError::Codec(CodecError::PacketTooLarge { len: 11, max: 10 })
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_buffer_grows_with_the_bytes_that_arrive() {
+        let (mut conn, mut peer) = pair(MAX_PACKET_BODY);
+        conn.set_max_body_len(MAX_PACKET_BODY);
+        // A header announcing 16 MiB - 1 and three body bytes.
+        peer.write_all(&[0x04, 0xff, 0xff, 0xff, 1, 2, 3])
+            .await
+            .unwrap();
+        assert!(conn.read_packet().now_or_never().is_none());
+        assert!(!conn.has_buffered_packet());
+        assert!(
+            conn.buffer_capacity() < 1024,
+            "nothing reserved for the announced body: {}",
+            conn.buffer_capacity()
+        );
+    }
+
+    #[tokio::test]
     async fn invalid_type_fails() {
         let (mut conn, mut peer) = pair(16);
         peer.write_all(&[0x06, 0, 0, 0]).await.unwrap();
@@ -238,6 +330,7 @@ mod tests {
     #[tokio::test]
     async fn idle_connection_keeps_no_buffer_after_big_packets() {
         let (mut conn, mut peer) = pair(1 << 20);
+        conn.set_max_body_len(1 << 20);
         let big = Packet::new(PacketType::Data, vec![1u8; 200_000]);
         let writer = tokio::spawn({
             let bytes = wire(&big);

@@ -75,11 +75,17 @@ impl TcpAcceptor {
         self
     }
 
-    /// The largest packet body (header excluded) accepted from clients;
-    /// a header announcing more fails the read with
+    /// The largest packet body (header excluded) ever accepted from
+    /// clients: the ceiling of
+    /// [`PlayerConn::set_max_packet_size`]. A header announcing more than
+    /// the connection's current limit fails the read with
     /// [`CodecError::PacketTooLarge`](pitaya_core::codec::CodecError::PacketTooLarge)
     /// before anything is buffered. Default and upper bound:
     /// [`MAX_PACKET_BODY`] (16 MiB - 1), as Pitaya.
+    ///
+    /// A new connection starts at
+    /// [`DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE`](crate::DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE)
+    /// (or this maximum, if smaller) until `set_max_packet_size` is called.
     pub fn with_max_packet_size(mut self, max_body_len: usize) -> Self {
         self.max_body_len = max_body_len.min(MAX_PACKET_BODY);
         self
@@ -121,6 +127,10 @@ impl Acceptor for TcpAcceptor {
     fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "tls" } else { "tcp" };
         format!("{scheme}://{}", self.local_addr)
+    }
+
+    fn peer_addr(raw: &RawTcpConn) -> Option<SocketAddr> {
+        Some(raw.peer)
     }
 
     async fn accept(&mut self) -> io::Result<RawTcpConn> {
@@ -170,6 +180,12 @@ impl TcpConn {
         matches!(self.stream.get_ref(), MaybeTls::Tls(_))
     }
 
+    /// The largest packet body currently accepted (see
+    /// [`PlayerConn::set_max_packet_size`]).
+    pub fn max_packet_size(&self) -> usize {
+        self.stream.max_body_len()
+    }
+
     /// Capacity of the read buffer (0 on an idle, shrunk connection). For
     /// tests and memory diagnostics.
     #[doc(hidden)]
@@ -185,6 +201,13 @@ impl PlayerConn for TcpConn {
 
     fn has_buffered_packet(&self) -> bool {
         self.stream.has_buffered_packet()
+    }
+
+    /// Sets the limit, capped at the acceptor's
+    /// [`with_max_packet_size`](TcpAcceptor::with_max_packet_size). The
+    /// read buffer grows only with the bytes that arrive.
+    fn set_max_packet_size(&mut self, max_body_len: usize) {
+        self.stream.set_max_body_len(max_body_len);
     }
 
     async fn write_frames(&mut self, frames: &[u8]) -> io::Result<()> {

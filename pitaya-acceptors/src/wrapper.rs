@@ -20,8 +20,9 @@
 //! [`Acceptor::upgrade`] has no `self`, so whatever the wrapped connection
 //! needs (settings, shared counters) travels in the wrapper's `Raw` type,
 //! filled in by [`Acceptor::accept`]. Forward every method you do not
-//! change, `shrink` and `has_buffered_packet` included, and keep
-//! `read_packet` cancel-safe (keep state in `self`, not across awaits).
+//! change, `shrink`, `has_buffered_packet` and `set_max_packet_size`
+//! included, and keep `read_packet` cancel-safe (keep state in `self`,
+//! not across awaits).
 //!
 //! This one counts the packets its connections read:
 //!
@@ -60,6 +61,12 @@
 //!         self.inner.url()
 //!     }
 //!
+//!     // Lets the app apply its per-address connection limit before the
+//!     // upgrade.
+//!     fn peer_addr(raw: &Self::Raw) -> Option<std::net::SocketAddr> {
+//!         A::peer_addr(&raw.raw)
+//!     }
+//!
 //!     async fn accept(&mut self) -> io::Result<Self::Raw> {
 //!         let raw = self.inner.accept().await?;
 //!         Ok(CountedRaw { raw, packets: self.packets.clone() })
@@ -82,6 +89,10 @@
 //!
 //!     fn has_buffered_packet(&self) -> bool {
 //!         self.inner.has_buffered_packet()
+//!     }
+//!
+//!     fn set_max_packet_size(&mut self, max_body_len: usize) {
+//!         self.inner.set_max_packet_size(max_body_len);
 //!     }
 //!
 //!     async fn write_frames(&mut self, frames: &[u8]) -> io::Result<()> {
@@ -113,12 +124,14 @@ use std::time::Duration;
 
 use pitaya_core::acceptor::Acceptor;
 
-pub use crate::rate_limit::{RateLimited, RateLimitedConn, RateLimitedRaw};
+pub use crate::rate_limit::{RateLimitPolicy, RateLimited, RateLimitedConn, RateLimitedRaw};
 
 /// Builder-style wrapping for every [`Acceptor`].
 pub trait AcceptorExt: Acceptor + Sized {
-    /// Limits each connection to `limit` packets per `interval`, dropping
-    /// the rest (see [`RateLimited`]). Pitaya's default is 20 per second.
+    /// Limits each connection to `limit` packets per `interval` with
+    /// Pitaya's sliding window, dropping the rest (see [`RateLimited`]
+    /// for the other [`RateLimitPolicy`] and for `forcedisable`). Pitaya's
+    /// default is 20 per second.
     fn rate_limited(self, limit: u32, interval: Duration) -> RateLimited<Self> {
         RateLimited::new(self, limit, interval)
     }

@@ -1,34 +1,61 @@
 //! The WebSocket acceptor (`ws://`, and `wss://` with a [`TlsConfig`]).
+//!
+//! The HTTP upgrade is done here, bounded: a request head of at most
+//! [`MAX_REQUEST_HEAD`] bytes, read within the handshake timeout, checked
+//! by tungstenite's `create_response`; anything else gets an HTTP 400
+//! (404 for another path). The connection then runs tungstenite's
+//! [`WebSocketContext`] over [`SyncIo`], a per-poll synchronous view of
+//! the socket, so the frame and message limits can follow
+//! [`PlayerConn::set_max_packet_size`]: tungstenite reserves a frame's
+//! announced length as soon as it accepts the header, so the limit must be
+//! low until the client is known.
 
-use std::io;
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
 use pitaya_core::acceptor::{Acceptor, ConnError, PlayerConn};
 use pitaya_core::codec::{CodecError, HEADER_LEN, MAX_PACKET_BODY, Packet};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::error::CapacityError;
-use tokio_tungstenite::tungstenite::handshake::server::{
-    Callback, ErrorResponse, Request, Response,
-};
-use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, create_response, write_response};
+use tokio_tungstenite::tungstenite::http;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
 use crate::io::MaybeTls;
 use crate::stream::CLOSE_TIMEOUT;
-use crate::{DEFAULT_HANDSHAKE_TIMEOUT, TlsConfig, timed_out};
+use crate::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE, TlsConfig, timed_out,
+};
 
 /// Size of a WebSocket connection's read buffer, and the batch size above
 /// which queued messages are written out before the flush (as Pitaya's
 /// 4096-byte gorilla buffers).
 const WS_BUFFER: usize = 4 * 1024;
+
+/// The largest upgrade request head (request line and headers) read.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
+/// Bytes read per read call while reading the request head.
+const HEAD_CHUNK: usize = 2048;
+
+/// The most headers an upgrade request may have.
+const MAX_HEADERS: usize = 64;
+
+/// After refusing an upgrade, at most this many bytes the client still
+/// sends are read (and dropped) ...
+const REFUSAL_DRAIN: usize = 64 * 1024;
+
+/// ... for at most this long, before the socket closes.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// Listens for Pitaya clients over WebSocket, optionally with TLS, as
 /// Pitaya's `WSAcceptor`.
@@ -111,10 +138,15 @@ impl WsAcceptor {
         self
     }
 
-    /// The largest packet body (header excluded) accepted from clients.
-    /// Larger WebSocket messages are refused by the WebSocket layer before
-    /// they are buffered. Default and upper bound: [`MAX_PACKET_BODY`]
-    /// (16 MiB - 1).
+    /// The largest packet body (header excluded) ever accepted from
+    /// clients: the ceiling of [`PlayerConn::set_max_packet_size`].
+    /// WebSocket frames and messages longer than the connection's current
+    /// limit are refused from their header, before they are buffered.
+    /// Default and upper bound: [`MAX_PACKET_BODY`] (16 MiB - 1).
+    ///
+    /// A new connection starts at
+    /// [`DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE`] (or this maximum, if
+    /// smaller) until `set_max_packet_size` is called.
     pub fn with_max_packet_size(mut self, max_body_len: usize) -> Self {
         self.max_body_len = max_body_len.min(MAX_PACKET_BODY);
         self
@@ -162,6 +194,10 @@ impl Acceptor for WsAcceptor {
         format!("{scheme}://{}{path}", self.local_addr)
     }
 
+    fn peer_addr(raw: &RawWsConn) -> Option<SocketAddr> {
+        Some(raw.peer)
+    }
+
     async fn accept(&mut self) -> io::Result<RawWsConn> {
         let (stream, peer) = self.listener.accept().await?;
         Ok(RawWsConn {
@@ -183,42 +219,172 @@ impl Acceptor for WsAcceptor {
     }
 }
 
+/// The TLS handshake (for `wss://`) and the HTTP upgrade.
 async fn upgrade(raw: RawWsConn) -> io::Result<WsConn> {
-    let io = match raw.tls {
+    let mut io = match raw.tls {
         None => MaybeTls::Plain(raw.stream),
         Some(tls) => MaybeTls::Tls(Box::new(tls.acceptor().accept(raw.stream).await?)),
     };
-    let max_message = raw.max_body_len + HEADER_LEN;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(WS_BUFFER)
-        .write_buffer_size(WS_BUFFER)
-        .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_message));
+    let (request, rest) = match read_request(&mut io).await? {
+        Ok(read) => read,
+        Err(reason) => return Err(refuse(&mut io, raw.peer, Refusal::BadRequest, &reason).await),
+    };
+    if let Some(path) = raw.path.as_deref()
+        && request.uri().path() != path
+    {
+        return Err(refuse(&mut io, raw.peer, Refusal::NotFound, "not found").await);
+    }
+    let response = match create_response(&request) {
+        Ok(response) => response,
+        Err(err) => {
+            let reason = format!("not a websocket upgrade: {err}");
+            return Err(refuse(&mut io, raw.peer, Refusal::BadRequest, &reason).await);
+        }
+    };
+    let mut head = Vec::with_capacity(256);
+    write_response(&mut head, &response).map_err(ws_to_io)?;
+    io.write_all(&head).await?;
+    io.flush().await?;
+    tracing::trace!(peer = %raw.peer, path = request.uri().path(), "websocket upgraded");
+
+    let max_body_len = raw
+        .max_body_len
+        .min(DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE);
+    // Bytes the client sent right after its request (its first frames)
+    // start the frame reader's buffer.
     let ws =
-        tokio_tungstenite::accept_hdr_async_with_config(io, PathFilter(raw.path), Some(config))
-            .await
-            .map_err(ws_to_io)?;
+        WebSocketContext::from_partially_read(rest, Role::Server, Some(ws_config(max_body_len)));
     Ok(WsConn {
+        io,
         ws,
         peer: raw.peer,
-        max_body_len: raw.max_body_len,
+        max_body_len,
+        cap: raw.max_body_len,
+        write_blocked: false,
+        read_done: false,
     })
 }
 
-/// Refuses upgrades on paths other than the configured one with HTTP 404.
-struct PathFilter(Option<Arc<str>>);
+/// The WebSocket settings for a limit of `max_body_len` body bytes: frames
+/// and messages of at most one packet, 4 KiB buffers.
+fn ws_config(max_body_len: usize) -> WebSocketConfig {
+    let max_message = max_body_len + HEADER_LEN;
+    WebSocketConfig::default()
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
 
-impl Callback for PathFilter {
-    fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
-        match self.0.as_deref() {
-            Some(path) if request.uri().path() != path => {
-                let mut refusal = ErrorResponse::new(Some("not found".to_owned()));
-                *refusal.status_mut() = StatusCode::NOT_FOUND;
-                Err(refusal)
-            }
-            _ => Ok(response),
+/// Reads the upgrade request's head: at most [`MAX_REQUEST_HEAD`] bytes.
+/// Returns the request and the bytes read past its head, or why the
+/// request is refused.
+async fn read_request(io: &mut MaybeTls) -> io::Result<Result<(Request, Vec<u8>), String>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; HEAD_CHUNK];
+    loop {
+        match parse_request(&buf) {
+            Ok(Some((len, request))) => return Ok(Ok((request, buf.split_off(len)))),
+            Ok(None) => {}
+            Err(reason) => return Ok(Err(reason)),
         }
+        let room = MAX_REQUEST_HEAD - buf.len();
+        if room == 0 {
+            return Ok(Err(format!("request head over {MAX_REQUEST_HEAD} bytes")));
+        }
+        let read = io.read(&mut chunk[..room.min(HEAD_CHUNK)]).await?;
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed during the websocket upgrade",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..read]);
     }
+}
+
+/// Parses an HTTP request head: `None` while incomplete, else its length
+/// and the request (headers and all; the WebSocket checks come later), or
+/// why it is not a valid HTTP/1.x request.
+fn parse_request(buf: &[u8]) -> Result<Option<(usize, Request)>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(err) => return Err(format!("malformed http request: {err}")),
+    };
+    let (Some(method), Some(path), Some(version)) = (parsed.method, parsed.path, parsed.version)
+    else {
+        return Err("malformed http request".to_owned());
+    };
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .version(if version == 0 {
+            http::Version::HTTP_10
+        } else {
+            http::Version::HTTP_11
+        });
+    for header in parsed.headers.iter() {
+        request = request.header(header.name, header.value);
+    }
+    let request = request
+        .body(())
+        .map_err(|err| format!("malformed http request: {err}"))?;
+    Ok(Some((len, request)))
+}
+
+/// An HTTP refusal of an upgrade.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// Not an HTTP/1.1 WebSocket upgrade request.
+    BadRequest,
+    /// A path other than the acceptor's.
+    NotFound,
+}
+
+/// Answers the client with `refusal` (a short text body, then the
+/// connection closes) and returns the error for the upgrade.
+async fn refuse(io: &mut MaybeTls, peer: SocketAddr, refusal: Refusal, reason: &str) -> io::Error {
+    let (status, kind) = match refusal {
+        Refusal::BadRequest => ("400 Bad Request", io::ErrorKind::InvalidData),
+        Refusal::NotFound => ("404 Not Found", io::ErrorKind::NotFound),
+    };
+    tracing::debug!(%peer, status, reason, "websocket upgrade refused");
+    let body = format!("{reason}\n");
+    let response = format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = async {
+        io.write_all(response.as_bytes()).await?;
+        io.flush().await?;
+        io.shutdown().await
+    };
+    if let Err(err) = answer.await {
+        tracing::trace!(%peer, error = %err, "writing the refusal failed");
+    } else {
+        // Read (and drop) what the client still sends, for a while, so
+        // closing with unread bytes does not reset the connection before
+        // the client reads the answer.
+        let drain = async {
+            let mut chunk = [0u8; 1024];
+            let mut left = REFUSAL_DRAIN;
+            while left > 0 {
+                match io.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => left = left.saturating_sub(read),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, drain).await;
+    }
+    io::Error::new(
+        kind,
+        format!("websocket upgrade refused ({status}): {reason}"),
+    )
 }
 
 /// A packet connection over WebSocket (or WebSocket over TLS), yielded by
@@ -226,11 +392,23 @@ impl Callback for PathFilter {
 ///
 /// Each binary message must hold exactly one packet
 /// ([`Packet::decode_exact`]); anything else fails the read. Pings are
-/// answered by the WebSocket layer.
+/// answered while reading. Frames and messages longer than the current
+/// packet limit (see [`PlayerConn::set_max_packet_size`]) are refused from
+/// their header, before their payload is buffered.
 pub struct WsConn {
-    ws: WebSocketStream<MaybeTls>,
+    io: MaybeTls,
+    ws: WebSocketContext,
     peer: SocketAddr,
+    /// The largest body accepted now.
     max_body_len: usize,
+    /// The acceptor's maximum: `max_body_len` never goes above it.
+    cap: usize,
+    /// A write found the socket full: its frame is queued, and is written
+    /// out before the next one is queued.
+    write_blocked: bool,
+    /// The read side failed (or the WebSocket closed): later reads return
+    /// `None`.
+    read_done: bool,
 }
 
 impl std::fmt::Debug for WsConn {
@@ -246,7 +424,13 @@ impl std::fmt::Debug for WsConn {
 impl WsConn {
     /// Whether the connection runs TLS (`wss://`).
     pub fn is_tls(&self) -> bool {
-        matches!(self.ws.get_ref(), MaybeTls::Tls(_))
+        matches!(self.io, MaybeTls::Tls(_))
+    }
+
+    /// The largest packet body currently accepted (see
+    /// [`PlayerConn::set_max_packet_size`]).
+    pub fn max_packet_size(&self) -> usize {
+        self.max_body_len
     }
 
     fn read_error(&self, err: WsError) -> Result<Option<Packet>, ConnError> {
@@ -262,31 +446,102 @@ impl WsConn {
             other => Err(ConnError::Transport(other.to_string())),
         }
     }
+
+    /// Reads messages until a packet (or the end, or an error). All state
+    /// lives in the WebSocket context, so a dropped poll loses nothing.
+    fn poll_read_packet(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Packet>, ConnError>> {
+        if self.read_done {
+            return Poll::Ready(Ok(None));
+        }
+        loop {
+            let message = match self.ws.read(&mut SyncIo::new(&mut self.io, cx)) {
+                Ok(message) => message,
+                Err(WsError::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {
+                    return Poll::Pending;
+                }
+                Err(err) => {
+                    self.read_done = true;
+                    return Poll::Ready(self.read_error(err));
+                }
+            };
+            match message {
+                WsMessage::Binary(frame) => {
+                    return Poll::Ready(
+                        Packet::decode_exact(frame, self.max_body_len)
+                            .map(Some)
+                            .map_err(ConnError::from),
+                    );
+                }
+                WsMessage::Text(_) => {
+                    return Poll::Ready(Err(ConnError::Transport(
+                        "text websocket message (packets travel in binary messages)".into(),
+                    )));
+                }
+                WsMessage::Close(_) => {
+                    // The reply is queued; `close` (or another read) sends it.
+                    self.read_done = true;
+                    return Poll::Ready(Ok(None));
+                }
+                // The pong is queued and sent by the next read or write.
+                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+            }
+        }
+    }
+
+    /// Queues the message in `slot` (taking it), after writing out a
+    /// frame left queued by a full socket.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        slot: &mut Option<WsMessage>,
+    ) -> Poll<Result<(), WsError>> {
+        if self.write_blocked {
+            ready!(self.poll_flush(cx))?;
+        }
+        let Some(message) = slot.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        match self.ws.write(&mut SyncIo::new(&mut self.io, cx), message) {
+            Ok(()) => Poll::Ready(Ok(())),
+            // The frame is queued; it goes out with the next flush.
+            Err(WsError::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {
+                self.write_blocked = true;
+                Poll::Ready(Ok(()))
+            }
+            Err(err) => Poll::Ready(Err(err)),
+        }
+    }
+
+    /// Writes out everything queued (pongs included) and flushes.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        match self.ws.flush(&mut SyncIo::new(&mut self.io, cx)) {
+            Ok(()) | Err(WsError::ConnectionClosed) => {
+                self.write_blocked = false;
+                Poll::Ready(Ok(()))
+            }
+            Err(WsError::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            Err(err) => Poll::Ready(Err(err)),
+        }
+    }
+
+    /// Queues a close frame (once) and writes everything out.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        match self.ws.close(&mut SyncIo::new(&mut self.io, cx), None) {
+            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(Ok(())),
+            Err(WsError::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            Err(err) => Poll::Ready(Err(err)),
+        }
+    }
 }
 
 impl PlayerConn for WsConn {
     /// The next packet. Cancel-safe: a message is taken from the
     /// WebSocket only in the poll that returns it.
     async fn read_packet(&mut self) -> Result<Option<Packet>, ConnError> {
-        loop {
-            let message = match self.ws.next().await {
-                None => return Ok(None),
-                Some(Ok(message)) => message,
-                Some(Err(err)) => return self.read_error(err),
-            };
-            match message {
-                WsMessage::Binary(frame) => {
-                    return Ok(Some(Packet::decode_exact(frame, self.max_body_len)?));
-                }
-                WsMessage::Text(_) => {
-                    return Err(ConnError::Transport(
-                        "text websocket message (packets travel in binary messages)".into(),
-                    ));
-                }
-                WsMessage::Close(_) => return Ok(None),
-                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
-            }
-        }
+        poll_fn(|cx| self.poll_read_packet(cx)).await
     }
 
     /// Always `false`: the WebSocket layer's buffer is not visible, so
@@ -295,30 +550,45 @@ impl PlayerConn for WsConn {
         false
     }
 
+    /// Sets the limit, capped at the acceptor's
+    /// [`with_max_packet_size`](WsAcceptor::with_max_packet_size): frames
+    /// and messages over `max_body_len + 4` bytes are refused from then on.
+    fn set_max_packet_size(&mut self, max_body_len: usize) {
+        self.max_body_len = max_body_len.min(self.cap);
+        let max_message = self.max_body_len + HEADER_LEN;
+        self.ws.set_config(|config| {
+            config.max_message_size = Some(max_message);
+            config.max_frame_size = Some(max_message);
+        });
+    }
+
     /// Sends each packet in `frames` as one binary message, then flushes.
     /// Fails with [`io::ErrorKind::InvalidInput`] if `frames` does not end
     /// on a packet boundary.
     async fn write_frames(&mut self, frames: &[u8]) -> io::Result<()> {
         // One copy and allocation for the whole batch; messages are slices.
+        // Messages are written out once over 4 KiB are queued.
         let frames = Bytes::copy_from_slice(frames);
         let mut start = 0;
         while start < frames.len() {
             let end = packet_end(&frames, start)?;
-            self.ws
-                .feed(WsMessage::Binary(frames.slice(start..end)))
+            let mut message = Some(WsMessage::Binary(frames.slice(start..end)));
+            poll_fn(|cx| self.poll_send(cx, &mut message))
                 .await
                 .map_err(ws_to_io)?;
             start = end;
         }
-        self.ws.flush().await.map_err(ws_to_io)
+        poll_fn(|cx| self.poll_flush(cx)).await.map_err(ws_to_io)
     }
 
     async fn close(&mut self) {
         let close = async {
-            // Sends a close frame; the socket closes without waiting for
-            // the peer's reply.
-            let _ = self.ws.close(None).await;
-            let _ = self.ws.get_mut().shutdown().await;
+            // Sends a close frame (or the reply to the peer's); the socket
+            // closes without waiting for the peer's reply.
+            if let Err(err) = poll_fn(|cx| self.poll_close(cx)).await {
+                tracing::trace!(error = %err, "websocket close failed");
+            }
+            let _ = self.io.shutdown().await;
         };
         if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
             tracing::trace!("websocket close timed out");
@@ -327,6 +597,48 @@ impl PlayerConn for WsConn {
 
     fn remote_addr(&self) -> Option<SocketAddr> {
         Some(self.peer)
+    }
+}
+
+/// A synchronous view of an async stream for the duration of one poll, as
+/// tungstenite expects: `Pending` becomes [`io::ErrorKind::WouldBlock`],
+/// with the poll's waker registered to try again.
+///
+/// One waker is enough: the agent reads and writes a connection from one
+/// task, never both at once.
+struct SyncIo<'a, 'b, S> {
+    io: &'a mut S,
+    cx: &'a mut Context<'b>,
+}
+
+impl<'a, 'b, S> SyncIo<'a, 'b, S> {
+    fn new(io: &'a mut S, cx: &'a mut Context<'b>) -> Self {
+        Self { io, cx }
+    }
+}
+
+fn would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
+    match poll {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
+impl<S: AsyncRead + Unpin> Read for SyncIo<'_, '_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut buf = ReadBuf::new(buf);
+        would_block(Pin::new(&mut *self.io).poll_read(self.cx, &mut buf))?;
+        Ok(buf.filled().len())
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Write for SyncIo<'_, '_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        would_block(Pin::new(&mut *self.io).poll_write(self.cx, buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        would_block(Pin::new(&mut *self.io).poll_flush(self.cx))
     }
 }
 

@@ -11,10 +11,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{connected, data, within};
-use pitaya_acceptors::{AcceptorExt, RateLimited, TcpAcceptor};
+use futures::FutureExt;
+use pitaya_acceptors::{AcceptorExt, RateLimitPolicy, RateLimited, RateLimitedConn, TcpAcceptor};
 use pitaya_core::acceptor::{Acceptor, ConnError, PlayerConn};
 use pitaya_core::codec::Packet;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// An acceptor whose connections read packets from a channel.
 struct MemAcceptor {
@@ -23,6 +25,8 @@ struct MemAcceptor {
 
 struct MemConn {
     packets: mpsc::UnboundedReceiver<Packet>,
+    /// The last limit set by `set_max_packet_size`.
+    max_packet_size: Option<usize>,
 }
 
 impl Acceptor for MemAcceptor {
@@ -41,7 +45,10 @@ impl Acceptor for MemAcceptor {
     }
 
     async fn upgrade(packets: Self::Raw) -> io::Result<MemConn> {
-        Ok(MemConn { packets })
+        Ok(MemConn {
+            packets,
+            max_packet_size: None,
+        })
     }
 }
 
@@ -52,6 +59,10 @@ impl PlayerConn for MemConn {
 
     fn has_buffered_packet(&self) -> bool {
         !self.packets.is_empty()
+    }
+
+    fn set_max_packet_size(&mut self, max_body_len: usize) {
+        self.max_packet_size = Some(max_body_len);
     }
 
     async fn write_frames(&mut self, _frames: &[u8]) -> io::Result<()> {
@@ -65,21 +76,17 @@ impl PlayerConn for MemConn {
     }
 }
 
+type Opener = mpsc::UnboundedSender<mpsc::UnboundedReceiver<Packet>>;
+
 /// A rate-limited in-memory acceptor and the way to open connections.
-fn mem_acceptor(
-    limit: u32,
-    interval: Duration,
-) -> (
-    RateLimited<MemAcceptor>,
-    mpsc::UnboundedSender<mpsc::UnboundedReceiver<Packet>>,
-) {
+fn mem_acceptor(limit: u32, interval: Duration) -> (RateLimited<MemAcceptor>, Opener) {
     let (open, incoming) = mpsc::unbounded_channel();
     (MemAcceptor { incoming }.rate_limited(limit, interval), open)
 }
 
 async fn open_conn(
     acceptor: &mut RateLimited<MemAcceptor>,
-    open: &mpsc::UnboundedSender<mpsc::UnboundedReceiver<Packet>>,
+    open: &Opener,
 ) -> (
     <RateLimited<MemAcceptor> as Acceptor>::Conn,
     mpsc::UnboundedSender<Packet>,
@@ -166,6 +173,147 @@ async fn steady_traffic_at_the_limit_passes() {
         tokio::time::advance(Duration::from_millis(50)).await;
     }
     assert_eq!(dropped.load(Ordering::Relaxed), 0);
+}
+
+/// Sends `packets`, then takes what passes without waiting.
+fn offer(
+    conn: &mut RateLimitedConn<MemConn>,
+    send: &mpsc::UnboundedSender<Packet>,
+    packets: &[Packet],
+) -> Vec<Packet> {
+    for packet in packets {
+        send.send(packet.clone()).unwrap();
+    }
+    let mut passed = Vec::new();
+    // A dropped packet is counted as soon as it is read; the read then
+    // waits for the next one and is abandoned here.
+    while let Some(read) = conn.read_packet().now_or_never() {
+        passed.push(read.unwrap().unwrap());
+    }
+    passed
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_twice_the_limit_passes_exactly_the_limit() {
+    let (mut acceptor, open) = mem_acceptor(20, Duration::from_secs(1));
+    assert_eq!(acceptor.policy(), RateLimitPolicy::SlidingWindow);
+    let dropped = acceptor.dropped();
+    let (mut conn, send) = open_conn(&mut acceptor, &open).await;
+    let burst: Vec<_> = (0..40u8).map(|i| data(&[i])).collect();
+    assert_eq!(offer(&mut conn, &send, &burst), burst[..20]);
+    assert_eq!(dropped.load(Ordering::Relaxed), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_burst_right_after_a_full_window() {
+    // A token bucket refills half its tokens in half an interval and lets
+    // 30 through in that one second; Pitaya's window lets none.
+    let (mut acceptor, open) = mem_acceptor(20, Duration::from_secs(1));
+    let (mut conn, send) = open_conn(&mut acceptor, &open).await;
+    let burst: Vec<_> = (0..20u8).map(|i| data(&[i])).collect();
+    assert_eq!(offer(&mut conn, &send, &burst).len(), 20);
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(offer(&mut conn, &send, &burst).len(), 0);
+    tokio::time::advance(Duration::from_millis(499)).await;
+    assert_eq!(offer(&mut conn, &send, &burst).len(), 0);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(offer(&mut conn, &send, &burst).len(), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_window_of_one_interval_passes_more_than_the_limit_heartbeats_included() {
+    let interval = Duration::from_secs(1);
+    let (mut acceptor, open) = mem_acceptor(20, interval);
+    let dropped = acceptor.dropped();
+    let (mut conn, send) = open_conn(&mut acceptor, &open).await;
+    let start = Instant::now();
+    let mut passed = Vec::new();
+    let mut heartbeats_passed = 0;
+    // A packet (every third one a heartbeat) every 10 ms for 3 s, and a
+    // burst of 10 every 250 ms.
+    for step in 0..300u32 {
+        let packet = if step % 3 == 0 {
+            Packet::heartbeat()
+        } else {
+            data(&step.to_be_bytes())
+        };
+        let copies = if step % 25 == 0 { 10 } else { 1 };
+        for packet in offer(&mut conn, &send, &vec![packet; copies]) {
+            heartbeats_passed += usize::from(packet == Packet::heartbeat());
+            passed.push(Instant::now() - start);
+        }
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+    for (i, &from) in passed.iter().enumerate() {
+        let in_window = passed[i..]
+            .iter()
+            .take_while(|&&at| at < from + interval)
+            .count();
+        assert!(
+            in_window <= 20,
+            "{in_window} packets passed in the second from {from:?}"
+        );
+    }
+    // Three full windows: 20 each.
+    assert_eq!(passed.len(), 60, "{passed:?}");
+    assert!(heartbeats_passed > 0);
+    let offered = 300 + 12 * 9;
+    assert_eq!(dropped.load(Ordering::Relaxed), offered - 60);
+}
+
+#[tokio::test(start_paused = true)]
+async fn token_bucket_policy_refills_gradually() {
+    let (acceptor, open) = mem_acceptor(20, Duration::from_secs(1));
+    let mut acceptor = acceptor.with_policy(RateLimitPolicy::TokenBucket);
+    assert_eq!(acceptor.policy(), RateLimitPolicy::TokenBucket);
+    let (mut conn, send) = open_conn(&mut acceptor, &open).await;
+    let burst: Vec<_> = (0..40u8).map(|i| data(&[i])).collect();
+    assert_eq!(offer(&mut conn, &send, &burst).len(), 20);
+    // One token back every 50 ms.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(offer(&mut conn, &send, &burst).len(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn force_disable_lets_everything_through() {
+    let (acceptor, open) = mem_acceptor(2, Duration::from_secs(1));
+    let mut acceptor = acceptor.with_force_disable(true);
+    assert!(acceptor.is_force_disabled());
+    let dropped = acceptor.dropped();
+    let (mut conn, send) = open_conn(&mut acceptor, &open).await;
+    let burst: Vec<_> = (0..100u8).map(|i| data(&[i])).collect();
+    assert_eq!(offer(&mut conn, &send, &burst), burst);
+    assert_eq!(dropped.load(Ordering::Relaxed), 0);
+
+    let (acceptor, open) = mem_acceptor(2, Duration::from_secs(1));
+    let mut acceptor = acceptor.with_force_disable(false);
+    assert!(!acceptor.is_force_disabled());
+    let (mut conn, send) = open_conn(&mut acceptor, &open).await;
+    assert_eq!(offer(&mut conn, &send, &burst).len(), 2);
+}
+
+#[tokio::test]
+async fn the_packet_limit_is_forwarded() {
+    let (mut acceptor, open) = mem_acceptor(2, Duration::from_secs(1));
+    let (mut conn, _send) = open_conn(&mut acceptor, &open).await;
+    assert_eq!(conn.get_ref().max_packet_size, None);
+    conn.set_max_packet_size(4096);
+    assert_eq!(conn.get_ref().max_packet_size, Some(4096));
+}
+
+#[tokio::test]
+async fn the_packet_limit_reaches_a_tcp_connection() {
+    let mut acceptor = TcpAcceptor::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .with_max_packet_size(100_000)
+        .rate_limited(20, Duration::from_secs(1));
+    let url = acceptor.url();
+    let (mut conn, _writer, _reader) = connected(&mut acceptor, &url, None).await;
+    conn.set_max_packet_size(1000);
+    assert_eq!(conn.get_ref().max_packet_size(), 1000);
+    conn.set_max_packet_size(usize::MAX);
+    assert_eq!(conn.get_ref().max_packet_size(), 100_000);
 }
 
 #[tokio::test]

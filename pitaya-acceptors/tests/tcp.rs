@@ -5,9 +5,10 @@
 mod common;
 
 use common::{client_next, connected, data, frames, within};
+use pitaya_acceptors::DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE;
 use pitaya_acceptors::TcpAcceptor;
 use pitaya_core::acceptor::{Acceptor, ConnError, PlayerConn};
-use pitaya_core::codec::{CodecError, Packet, PacketType};
+use pitaya_core::codec::{CodecError, MAX_PACKET_BODY, Packet, PacketType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -194,6 +195,7 @@ async fn idle_connection_holds_no_buffer() {
         0,
         "a fresh connection has no buffer"
     );
+    conn.set_max_packet_size(MAX_PACKET_BODY);
     let big = data(&vec![3u8; 256 * 1024]);
     let bytes = frames(std::slice::from_ref(&big));
     let writer = tokio::spawn(async move {
@@ -232,4 +234,102 @@ async fn read_is_cancel_safe() {
     }
     client.write_all(&bytes[10..]).await.unwrap();
     assert_eq!(within(conn.read_packet()).await.unwrap(), Some(packet));
+}
+
+/// A packet header announcing a `len`-byte data body.
+fn header(len: usize) -> [u8; 4] {
+    let [_, a, b, c] = u32::try_from(len).unwrap().to_be_bytes();
+    [0x04, a, b, c]
+}
+
+#[tokio::test]
+async fn a_new_connection_starts_at_the_pre_handshake_limit() {
+    let (mut acceptor, _) = bind().await;
+    let (mut conn, mut client) = raw_pair(&mut acceptor).await;
+    assert_eq!(
+        conn.max_packet_size(),
+        DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE
+    );
+    let at_limit = data(&vec![1; DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE]);
+    let bytes = frames(std::slice::from_ref(&at_limit));
+    let writer = tokio::spawn(async move {
+        client.write_all(&bytes).await.unwrap();
+        client
+    });
+    assert_eq!(within(conn.read_packet()).await.unwrap(), Some(at_limit));
+    let mut client = writer.await.unwrap();
+
+    // A header announcing 16 MiB - 1 is refused before any body arrives.
+    client.write_all(&header(MAX_PACKET_BODY)).await.unwrap();
+    let err = within(conn.read_packet()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConnError::Codec(CodecError::PacketTooLarge { len: MAX_PACKET_BODY, max })
+                if max == DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_raised_limit_lets_big_packets_through_up_to_the_acceptor_maximum() {
+    let mut acceptor = TcpAcceptor::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .with_max_packet_size(300 * 1024);
+    let (mut conn, mut client) = raw_pair(&mut acceptor).await;
+    conn.set_max_packet_size(usize::MAX);
+    assert_eq!(conn.max_packet_size(), 300 * 1024, "capped by the acceptor");
+    let big = data(&vec![7; 200 * 1024]);
+    let bytes = frames(std::slice::from_ref(&big));
+    let writer = tokio::spawn(async move {
+        client.write_all(&bytes).await.unwrap();
+        client
+    });
+    assert_eq!(within(conn.read_packet()).await.unwrap(), Some(big));
+    let mut client = writer.await.unwrap();
+    client.write_all(&header(300 * 1024 + 1)).await.unwrap();
+    let err = within(conn.read_packet()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConnError::Codec(CodecError::PacketTooLarge {
+                len: 307_201,
+                max: 307_200
+            })
+        ),
+        "{err}"
+    );
+
+    // Lowered again (e.g. by a wrapper): the new limit applies.
+    let (mut conn, mut client) = raw_pair(&mut acceptor).await;
+    conn.set_max_packet_size(8);
+    client.write_all(&header(9)).await.unwrap();
+    let err = within(conn.read_packet()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConnError::Codec(CodecError::PacketTooLarge { len: 9, max: 8 })
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_read_buffer_grows_with_the_bytes_that_arrive() {
+    let (mut acceptor, _) = bind().await;
+    let (mut conn, mut client) = raw_pair(&mut acceptor).await;
+    conn.set_max_packet_size(MAX_PACKET_BODY);
+    // 16 MiB announced, 100 bytes sent.
+    client.write_all(&header(MAX_PACKET_BODY)).await.unwrap();
+    client.write_all(&[5; 100]).await.unwrap();
+    let waiting =
+        tokio::time::timeout(std::time::Duration::from_millis(100), conn.read_packet()).await;
+    assert!(waiting.is_err(), "the body is incomplete: {waiting:?}");
+    assert!(
+        conn.buffer_capacity() < 16 * 1024,
+        "the buffer holds what arrived, not what was announced: {}",
+        conn.buffer_capacity()
+    );
 }

@@ -51,7 +51,7 @@ async fn script_file_with_requests_pushes_and_an_error() {
             let mut conn = server.accept().await;
             let handshake = conn.handshake(&common::ok_json()).await;
             let handshake = HandshakeRequest::decode(&handshake).unwrap();
-            assert_eq!(handshake.user, json!({"token": "abc"}).as_object().cloned());
+            assert_eq!(handshake.user_map(), json!({"token": "abc"}).as_object().cloned());
             assert_eq!(handshake.sys.platform, "rust");
 
             let join = conn.recv_message().await;

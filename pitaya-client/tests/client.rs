@@ -87,7 +87,7 @@ async fn handshake_sends_default_sys_and_user() {
         let mut user = serde_json::Map::new();
         user.insert("name".into(), json!("ana"));
         user.insert("age".into(), json!(30));
-        let (client, _events) = Client::builder().handshake_user(user).connect(&endpoint).await.unwrap();
+        let (client, _events) = Client::builder().handshake_user(&user).connect(&endpoint).await.unwrap();
         let body = rx.await.unwrap();
         let expected = format!(
             r#"{{"sys":{{"platform":"rust","libVersion":"pitaya-rs-{}","clientBuildNumber":"1","clientVersion":"0.1"}},"user":{{"age":30,"name":"ana"}}}}"#,

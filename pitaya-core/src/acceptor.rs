@@ -41,6 +41,16 @@ pub trait PlayerConn: Send + 'static {
     /// false, batching the responses to pipelined requests.
     fn has_buffered_packet(&self) -> bool;
 
+    /// Sets the largest packet body accepted from now on. The agent lowers
+    /// it to the app's pre-handshake limit when the connection starts and
+    /// raises it to the app's packet limit once the client has completed
+    /// the handshake, so an unauthenticated peer can never make the server
+    /// buffer a large packet. Transports cap it at their own configured
+    /// maximum (e.g. `TcpAcceptor::with_max_packet_size`) and must grow
+    /// their buffers with the bytes that arrived, never with the length a
+    /// header announces.
+    fn set_max_packet_size(&mut self, max_body_len: usize);
+
     /// Writes `frames`: one or more whole encoded packets, back to back.
     /// Stream transports write the bytes as they are; message transports
     /// (WebSocket) send one message per packet.
@@ -77,6 +87,16 @@ pub trait Acceptor: Send + 'static {
     /// The next raw connection. An error is logged by the caller, which
     /// keeps accepting.
     fn accept(&mut self) -> impl Future<Output = io::Result<Self::Raw>> + Send;
+
+    /// The peer address of a raw connection, if the transport knows it
+    /// before the upgrade. The app uses it to apply its per-address
+    /// connection limit before spending a TLS handshake on the connection;
+    /// without it the limit is checked after the upgrade, with
+    /// [`PlayerConn::remote_addr`].
+    fn peer_addr(raw: &Self::Raw) -> Option<SocketAddr> {
+        let _ = raw;
+        None
+    }
 
     /// Turns a raw connection into a packet connection.
     fn upgrade(raw: Self::Raw) -> impl Future<Output = io::Result<Self::Conn>> + Send;

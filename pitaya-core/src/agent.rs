@@ -7,6 +7,7 @@
 //! the request path is shared with other sessions except read-only state.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -17,7 +18,7 @@ use tracing::Instrument;
 use crate::PitayaError;
 use crate::acceptor::{ConnError, PlayerConn};
 use crate::app::{DispatchMode, ServerCore};
-use crate::codec::{HandshakeRequest, Message, MessageType, Packet, PacketType};
+use crate::codec::{CodecError, HandshakeRequest, Message, MessageType, Packet, PacketType};
 use crate::context::Context;
 use crate::dispatch::parse_route;
 use crate::error::codes;
@@ -41,6 +42,8 @@ enum Close {
     WriteTimeout,
     #[error("the client was silent for more than two heartbeat intervals")]
     HeartbeatTimeout,
+    #[error("the client did not complete the handshake in time")]
+    HandshakeTimeout,
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
     #[error("undecodable message: {0}")]
@@ -81,10 +84,16 @@ pub(crate) async fn serve<C: PlayerConn>(conn: C, core: Arc<ServerCore>) {
     // and leaves the registry.
     let _closer = CloseOnDrop(session.clone());
     let span = tracing::info_span!("session", id = session.id(), peer = ?conn.remote_addr());
+    let mut conn = conn;
+    conn.set_max_packet_size(core.config.limits.max_packet_size_before_handshake);
+    let handshake_timeout = core.config.limits.handshake_timeout;
     let mut agent = Agent {
         conn,
         session,
         core,
+        offload: crate::heavy::can_offload(),
+        handshake_deadline: (!handshake_timeout.is_zero())
+            .then(|| Box::pin(tokio::time::sleep(handshake_timeout))),
         state: State::Start,
         last_seen: Instant::now(),
         out: BytesMut::new(),
@@ -115,6 +124,11 @@ struct Agent<C> {
     conn: C,
     session: Session,
     core: Arc<ServerCore>,
+    /// Whether large bodies may be decoded under `block_in_place`.
+    offload: bool,
+    /// Until the handshake is acknowledged: when the connection is closed
+    /// for not completing it. Heartbeats do not move it.
+    handshake_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     state: State,
     last_seen: Instant,
     out: BytesMut,
@@ -166,6 +180,9 @@ impl<C: PlayerConn> Agent<C> {
                     }
                 }
                 () = self.session.outgoing_ready() => {}
+                () = until(&mut self.handshake_deadline), if self.handshake_deadline.is_some() => {
+                    return Close::HandshakeTimeout;
+                }
                 _ = tick(&mut ticker) => {
                     if self.last_seen.elapsed() > heartbeat * 2 {
                         return Close::HeartbeatTimeout;
@@ -220,9 +237,22 @@ impl<C: PlayerConn> Agent<C> {
 
     async fn on_packet(&mut self, packet: Packet) -> Result<(), Close> {
         match packet.kind {
-            PacketType::Handshake => self.on_handshake(&packet.body),
+            PacketType::Handshake => {
+                if self.state != State::Start {
+                    return Err(Close::Protocol("a second handshake"));
+                }
+                self.on_handshake(&packet.body)
+            }
             PacketType::HandshakeAck => {
+                // Go Pitaya accepts an ack without a handshake, which skips
+                // the handshake validators: refuse it.
+                if self.state != State::Handshaken {
+                    return Err(Close::Protocol("handshake ack without a handshake"));
+                }
                 self.state = State::Working;
+                self.handshake_deadline = None;
+                self.conn
+                    .set_max_packet_size(self.core.config.limits.max_packet_size);
                 tracing::debug!("handshake acknowledged");
                 Ok(())
             }
@@ -231,7 +261,29 @@ impl<C: PlayerConn> Agent<C> {
                 if self.state != State::Working {
                     return Err(Close::Protocol("data packet before the handshake ack"));
                 }
-                let message = self.core.codec.decode(packet.body).map_err(Close::Decode)?;
+                let codec = &self.core.codec;
+                let (mut message, compressed) =
+                    codec.decode_deferred(packet.body).map_err(Close::Decode)?;
+                if compressed {
+                    let inflated = crate::heavy::run(
+                        self.offload,
+                        message.body.len() * crate::heavy::INFLATE_WEIGHT,
+                        || codec.inflate_body(&message.body),
+                    );
+                    match inflated {
+                        Ok(body) => message.body = body,
+                        Err(
+                            err @ (CodecError::InflatedTooLarge { .. }
+                            | CodecError::InflateRatioExceeded { .. }),
+                        ) => {
+                            tracing::info!(route = %message.route, error = %err, "compressed body refused");
+                            let refusal = PitayaError::new(codes::BAD_REQUEST, err.to_string());
+                            self.respond(message.id, message.kind, Err(refusal));
+                            return Ok(());
+                        }
+                        Err(err) => return Err(Close::Decode(err)),
+                    }
+                }
                 self.on_message(message).await
             }
             PacketType::Kick => Err(Close::Protocol("kick packet from a client")),
@@ -247,6 +299,16 @@ impl<C: PlayerConn> Agent<C> {
                 return Err(Close::HandshakeRefused);
             }
         };
+        let max_user = self.core.config.limits.max_handshake_user_data;
+        if handshake.user_len() > max_user {
+            tracing::info!(
+                len = handshake.user_len(),
+                max = max_user,
+                "handshake user data too large"
+            );
+            self.out.extend_from_slice(&self.core.handshake_refused);
+            return Err(Close::HandshakeRefused);
+        }
         for validator in &self.core.config.handshake_validators {
             if let Err(err) = validator(&handshake) {
                 tracing::info!(error = %err, "handshake rejected by a validator");
@@ -273,7 +335,8 @@ impl<C: PlayerConn> Agent<C> {
             Ok(Dispatch::Local(route)) => {
                 let context = Context::new(message.route);
                 let request = Request::from_client(self.session.clone(), context, message.body)
-                    .with_app(self.core.handle());
+                    .with_app(self.core.handle())
+                    .with_offload(self.offload);
                 let core = self.core.clone();
                 let span = tracing::debug_span!("request", route = %route.name, id);
                 Box::pin(async move { route.call(&core.pipelines, request).await }.instrument(span))
@@ -385,7 +448,7 @@ impl<C: PlayerConn> Agent<C> {
 
     async fn finish(&mut self, reason: Close) {
         match &reason {
-            Close::PeerClosed | Close::Shutdown | Close::Kicked => {
+            Close::PeerClosed | Close::Shutdown | Close::Kicked | Close::HandshakeTimeout => {
                 tracing::debug!(%reason, "closing");
             }
             Close::HeartbeatTimeout | Close::WriteTimeout | Close::HandshakeRefused => {
@@ -419,6 +482,12 @@ fn encode_reply(
         if let Err(err) = result {
             tracing::warn!(error = %err, "notify handler failed");
         }
+        return;
+    }
+    if id == 0 {
+        // As in Go Pitaya, whose `ResponseMID` refuses ids <= 0: a request
+        // with id 0 runs but is never answered.
+        tracing::debug!("request with id 0: no response is sent");
         return;
     }
     let message = match result {
@@ -460,6 +529,13 @@ fn append_packet(out: &mut BytesMut, packet: &Packet) {
 async fn poll_in_flight(in_flight: &mut Option<InFlight>) -> HandlerResult {
     match in_flight {
         Some(in_flight) => in_flight.future.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn until(deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match deadline {
+        Some(sleep) => sleep.as_mut().await,
         None => std::future::pending().await,
     }
 }

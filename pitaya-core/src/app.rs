@@ -11,13 +11,14 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::acceptor::Acceptor;
+use crate::acceptor::{Acceptor, PlayerConn};
 use crate::cluster::{RpcClient, RpcServer, ServerInfo, ServiceDiscovery};
 pub use crate::clustered::RouterFn;
 use crate::clustered::{AppInbound, ClusterCaller, ClusterParts};
 use crate::codec::{
     HandshakeRequest, HandshakeResponse, MessageCodec, Packet, PacketType, RouteDictionary,
 };
+use crate::conn_gate::ConnectionGate;
 use crate::dispatch::{DuplicateRoute, RouteTable};
 use crate::group::Groups;
 use crate::handler::{Component, HandlerResult, Request};
@@ -82,7 +83,28 @@ pub(crate) struct Config {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) dispatch: DispatchMode,
     pub(crate) handshake_validators: Vec<HandshakeValidator>,
+    pub(crate) limits: Limits,
 }
+
+/// Bounds on what one connection may cost, before and after its handshake.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Largest packet body once the handshake is acknowledged.
+    pub(crate) max_packet_size: usize,
+    /// Largest packet body before that (the handshake itself included).
+    pub(crate) max_packet_size_before_handshake: usize,
+    /// Largest raw `user` block of a handshake.
+    pub(crate) max_handshake_user_data: usize,
+    /// Time from connect to handshake ack; zero disables it.
+    pub(crate) handshake_timeout: Duration,
+}
+
+/// Default bound on packet bodies before the handshake is acknowledged.
+pub const DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE: usize = 64 * 1024;
+/// Default bound on the raw JSON `user` block of a client handshake.
+pub const DEFAULT_MAX_HANDSHAKE_USER_DATA: usize = 16 * 1024;
+/// Default time a connection has to complete handshake and ack.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the agents share (read-only on the request path).
 pub(crate) struct ServerCore {
@@ -95,6 +117,7 @@ pub(crate) struct ServerCore {
     pub(crate) handshake_refused: Bytes,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    pub(crate) gate: Arc<ConnectionGate>,
     handle: AppHandle,
 }
 
@@ -130,6 +153,10 @@ pub struct AppBuilder {
     dictionary: RouteDictionary,
     max_queued_writes: usize,
     unique_sessions: bool,
+    max_inflated_size: usize,
+    max_inflate_ratio: u32,
+    max_connections: usize,
+    max_connections_per_ip: usize,
     acceptors: Vec<Box<dyn ErasedAcceptor>>,
     modules: Vec<Box<dyn Module>>,
     frontend: Option<bool>,
@@ -160,6 +187,12 @@ impl App {
                 shutdown_timeout: Duration::from_secs(10),
                 dispatch: DispatchMode::Sequential,
                 handshake_validators: Vec::new(),
+                limits: Limits {
+                    max_packet_size: crate::codec::MAX_PACKET_BODY,
+                    max_packet_size_before_handshake: DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE,
+                    max_handshake_user_data: DEFAULT_MAX_HANDSHAKE_USER_DATA,
+                    handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+                },
             },
             routes: RouteTable::default(),
             pipelines: Pipelines::default(),
@@ -169,6 +202,10 @@ impl App {
             dictionary: RouteDictionary::default(),
             max_queued_writes: 100,
             unique_sessions: true,
+            max_inflated_size: crate::codec::DEFAULT_MAX_INFLATED_LEN,
+            max_inflate_ratio: crate::codec::DEFAULT_MAX_INFLATE_RATIO,
+            max_connections: 0,
+            max_connections_per_ip: 0,
             acceptors: Vec::new(),
             modules: Vec::new(),
             frontend: None,
@@ -298,6 +335,79 @@ impl AppBuilder {
         self
     }
 
+    /// The largest packet body a client may send once its handshake is
+    /// acknowledged (default and maximum: 16 MiB - 1, Pitaya's). An
+    /// acceptor's own `with_max_packet_size` caps it further.
+    #[must_use]
+    pub fn max_packet_size(mut self, bytes: usize) -> Self {
+        self.config.limits.max_packet_size = bytes.min(crate::codec::MAX_PACKET_BODY);
+        self
+    }
+
+    /// The largest packet body a client may send before its handshake is
+    /// acknowledged, the handshake itself included (default 64 KiB; Go
+    /// Pitaya has no separate limit). Until then a connection costs the
+    /// server at most about this much memory.
+    #[must_use]
+    pub fn max_packet_size_before_handshake(mut self, bytes: usize) -> Self {
+        self.config.limits.max_packet_size_before_handshake =
+            bytes.min(crate::codec::MAX_PACKET_BODY);
+        self
+    }
+
+    /// The largest raw JSON `user` block a client handshake may carry
+    /// (default 16 KiB); a larger one refuses the handshake (code 400).
+    /// The block is kept on the session as raw bytes.
+    #[must_use]
+    pub fn max_handshake_user_data(mut self, bytes: usize) -> Self {
+        self.config.limits.max_handshake_user_data = bytes;
+        self
+    }
+
+    /// How long a new connection has to send its handshake and the ack
+    /// (default 10 s; zero turns the deadline off). Heartbeats do not
+    /// extend it. Go Pitaya has no such deadline (its issue #247).
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.limits.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest size a client's zlib-compressed body may inflate to
+    /// (default 1 MiB); beyond it the request gets a `PIT-400` error.
+    #[must_use]
+    pub fn max_inflated_size(mut self, bytes: usize) -> Self {
+        self.max_inflated_size = bytes;
+        self
+    }
+
+    /// How many times its compressed size a client's body may inflate to
+    /// once it is over 64 KiB (default 100; 0 turns the ratio check off);
+    /// beyond it the request gets a `PIT-400` error.
+    #[must_use]
+    pub fn max_inflate_ratio(mut self, ratio: u32) -> Self {
+        self.max_inflate_ratio = ratio;
+        self
+    }
+
+    /// At most this many client connections at once (default 0: no limit,
+    /// as Go Pitaya); connections beyond it are closed as soon as they are
+    /// accepted, and counted in the `pitaya_acceptor_refused_connections`
+    /// metric.
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// At most this many client connections at once from one IP address
+    /// (default 0: no limit). Mind clients behind one NAT before setting it.
+    #[must_use]
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.max_connections_per_ip = max;
+        self
+    }
+
     /// Sequential (default) or concurrent requests per session.
     #[must_use]
     pub fn dispatch(mut self, mode: DispatchMode) -> Self {
@@ -419,7 +529,9 @@ impl AppBuilder {
         let codec = MessageCodec::default()
             .with_dictionary(self.dictionary.clone())
             .with_compression(self.compression)
-            .with_compression_threshold(self.compression_threshold);
+            .with_compression_threshold(self.compression_threshold)
+            .with_max_inflated_len(self.max_inflated_size)
+            .with_max_inflate_ratio(self.max_inflate_ratio);
         let response = HandshakeResponse::ok(
             self.config.heartbeat,
             self.dictionary.to_map(),
@@ -491,6 +603,10 @@ impl AppBuilder {
             handshake_refused,
             shutdown,
             tracker: TaskTracker::new(),
+            gate: Arc::new(ConnectionGate::new(
+                self.max_connections,
+                self.max_connections_per_ip,
+            )),
             handle: handle.clone(),
         });
         Ok(App {
@@ -719,14 +835,39 @@ impl<A: Acceptor> ErasedAcceptor for A {
                 };
                 match raw {
                     Ok(raw) => {
+                        let peer = A::peer_addr(&raw).map(|addr| addr.ip());
+                        let admitted = core.gate.admit().and_then(|mut permit| match peer {
+                            Some(ip) => permit.admit_address(ip).map(|()| permit),
+                            None => Ok(permit),
+                        });
+                        let mut permit = match admitted {
+                            Ok(permit) => permit,
+                            Err(refused) => {
+                                // Dropping the raw connection closes it.
+                                refused.record(peer);
+                                continue;
+                            }
+                        };
                         let core = core.clone();
                         core.tracker.clone().spawn(async move {
-                            match A::upgrade(raw).await {
-                                Ok(conn) => crate::agent::serve(conn, core).await,
+                            let mut conn = match A::upgrade(raw).await {
+                                Ok(conn) => conn,
                                 Err(err) => {
                                     tracing::debug!(error = %err, "connection upgrade failed");
+                                    return;
                                 }
+                            };
+                            if peer.is_none()
+                                && core.gate.limits_addresses()
+                                && let Some(addr) = conn.remote_addr()
+                                && let Err(refused) = permit.admit_address(addr.ip())
+                            {
+                                refused.record(Some(addr.ip()));
+                                conn.close().await;
+                                return;
                             }
+                            crate::agent::serve(conn, core).await;
+                            drop(permit);
                         });
                     }
                     Err(err) => {

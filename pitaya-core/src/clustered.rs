@@ -304,8 +304,9 @@ impl AppInbound {
             let session = core
                 .sessions
                 .create_backend(Some(wire.uid), data, Box::new(link));
-            let request =
-                Request::from_client(session.clone(), context, msg.data).with_app(core.handle());
+            let request = Request::from_client(session.clone(), context, msg.data)
+                .with_app(core.handle())
+                .with_offload(crate::heavy::can_offload());
             let result = route.call(&core.pipelines, request).await;
             // The session's remote operations (bind, push, kick) complete
             // before the reply, as in Go where they are synchronous.

@@ -99,6 +99,9 @@ pub struct Request {
     context: Context,
     body: Bytes,
     serializer: SerializerKind,
+    /// Whether decoding a large body may hand this worker's other tasks to
+    /// another thread (set by the agent on a multi-threaded runtime).
+    offload: bool,
 }
 
 impl Request {
@@ -111,7 +114,15 @@ impl Request {
             context,
             body,
             serializer,
+            offload: false,
         }
+    }
+
+    /// Lets decoding a large body run under `block_in_place` (only for
+    /// requests served on a worker of a multi-threaded runtime).
+    pub(crate) fn with_offload(mut self, offload: bool) -> Self {
+        self.offload = offload;
+        self
     }
 
     /// A server-to-server call (no session).
@@ -122,6 +133,7 @@ impl Request {
             context,
             body,
             serializer,
+            offload: false,
         }
     }
 
@@ -160,7 +172,10 @@ impl Request {
     /// Decodes the payload as `T`; a payload that does not fit is a
     /// `PIT-400` error.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PitayaError> {
-        self.serializer.deserialize(&self.body).map_err(|err| {
+        let parsed = crate::heavy::run(self.offload, self.body.len(), || {
+            self.serializer.deserialize(&self.body)
+        });
+        parsed.map_err(|err| {
             PitayaError::new(
                 codes::BAD_REQUEST,
                 format!("invalid payload for {}: {err}", self.context.route()),

@@ -512,7 +512,16 @@ fn handshake_request() -> impl Strategy<Value = HandshakeRequest> {
         prop::collection::btree_map(any::<String>(), json_value(), 0..6)
             .prop_map(|map| map.into_iter().collect::<Map<String, Value>>()),
     );
-    (client_sys(), user).prop_map(|(sys, user)| HandshakeRequest { sys, user })
+    (client_sys(), user).prop_map(|(sys, user)| {
+        let request = HandshakeRequest {
+            sys,
+            ..HandshakeRequest::default()
+        };
+        match user {
+            Some(user) => request.with_user(&user),
+            None => request,
+        }
+    })
 }
 
 /// Heartbeats that survive "seconds as a JSON number": whole seconds up to

@@ -86,7 +86,7 @@ pub fn default_handshake() -> HandshakeRequest {
 /// user.insert("token".into(), "abc".into());
 /// let (client, events) = Client::builder()
 ///     .request_timeout(Duration::from_secs(2))
-///     .handshake_user(user)
+///     .handshake_user(&user)
 ///     .tls(TlsConfig::insecure())
 ///     .connect("tls://game.example.com:3252")
 ///     .await?;
@@ -138,8 +138,8 @@ impl ClientBuilder {
 
     /// The handshake's `user` object, which the server's handshake
     /// validators see.
-    pub fn handshake_user(mut self, user: Map<String, Value>) -> Self {
-        self.handshake.user = Some(user);
+    pub fn handshake_user(mut self, user: &Map<String, Value>) -> Self {
+        self.handshake = std::mem::take(&mut self.handshake).with_user(user);
         self
     }
 
@@ -226,7 +226,9 @@ impl ClientBuilder {
         let codec = MessageCodec::default()
             .with_dictionary(dictionary)
             .with_compression(self.compression)
-            .with_max_inflated_len(self.options.max_body_len);
+            .with_max_inflated_len(self.options.max_body_len)
+            // The server is trusted with its own expansion ratio.
+            .with_max_inflate_ratio(0);
         let heartbeat = response.sys.heartbeat;
         debug!(
             %endpoint,

@@ -48,12 +48,47 @@ fn run_deflate(input: &[u8], limit: usize) -> Option<Vec<u8>> {
     })
 }
 
+/// Output up to this size is never refused for its expansion ratio: small
+/// messages legitimately compress far better than large ones.
+pub const RATIO_FREE_LEN: usize = 64 * 1024;
+
 /// Inflates a zlib stream, refusing output longer than `max_len` bytes.
 pub fn inflate(input: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
+    inflate_bounded(input, max_len, None)
+}
+
+/// Inflates a zlib stream, refusing output longer than `max_len` bytes and,
+/// with a `max_ratio`, output that grows past [`RATIO_FREE_LEN`] and more
+/// than `max_ratio` times the input. Both are checked while inflating, so
+/// a refused stream costs at most the limit, never its full expansion.
+///
+/// ```
+/// use pitaya_core::codec::{CodecError, compression};
+///
+/// let bomb = compression::deflate(&vec![0u8; 1 << 20]); // ~1 KiB
+/// assert!(matches!(
+///     compression::inflate_bounded(&bomb, 16 << 20, Some(100)),
+///     Err(CodecError::InflateRatioExceeded { ratio: 100 })
+/// ));
+/// ```
+pub fn inflate_bounded(
+    input: &[u8],
+    max_len: usize,
+    max_ratio: Option<u32>,
+) -> Result<Vec<u8>, CodecError> {
+    let ratio_cap = max_ratio.map(|ratio| {
+        (
+            ratio,
+            input
+                .len()
+                .saturating_mul(ratio as usize)
+                .max(RATIO_FREE_LEN),
+        )
+    });
     INFLATER.with(|cell| {
         let mut inflater = cell.borrow_mut();
         inflater.reset(true);
-        let result = run_inflate(&mut inflater, input, max_len);
+        let result = run_inflate(&mut inflater, input, max_len, ratio_cap);
         inflater.reset(true);
         result
     })
@@ -63,7 +98,12 @@ fn run_inflate(
     inflater: &mut Decompress,
     input: &[u8],
     max_len: usize,
+    ratio_cap: Option<(u32, usize)>,
 ) -> Result<Vec<u8>, CodecError> {
+    let (max_len, ratio) = match ratio_cap {
+        Some((ratio, cap)) if cap < max_len => (cap, Some(ratio)),
+        _ => (max_len, None),
+    };
     // Room for max_len + 1 bytes tells "exactly max" from "too big".
     let hard_cap = max_len.saturating_add(1);
     let mut out = Vec::with_capacity(input.len().saturating_mul(4).max(64).min(hard_cap));
@@ -75,7 +115,10 @@ fn run_inflate(
             .decompress_vec(rest, &mut out, FlushDecompress::None)
             .map_err(|err| CodecError::Inflate(err.to_string()))?;
         if out.len() > max_len {
-            return Err(CodecError::InflatedTooLarge { max: max_len });
+            return Err(match ratio {
+                Some(ratio) => CodecError::InflateRatioExceeded { ratio },
+                None => CodecError::InflatedTooLarge { max: max_len },
+            });
         }
         match status {
             Status::StreamEnd => return Ok(out),
@@ -171,6 +214,35 @@ mod tests {
             Err(CodecError::InflatedTooLarge { max: 4096 })
         ));
         assert_eq!(inflate(&bomb, 1 << 20).unwrap().len(), 1 << 20);
+    }
+
+    #[test]
+    fn ratio_limit_stops_a_bomb_below_the_size_limit() {
+        let bomb = deflate(&vec![0u8; 1 << 20]);
+        assert!(matches!(
+            inflate_bounded(&bomb, 16 << 20, Some(100)),
+            Err(CodecError::InflateRatioExceeded { ratio: 100 })
+        ));
+        // Without a ratio (or a generous one) the same stream inflates.
+        assert_eq!(
+            inflate_bounded(&bomb, 1 << 20, None).unwrap().len(),
+            1 << 20
+        );
+        assert_eq!(
+            inflate_bounded(&bomb, 1 << 20, Some(10_000)).unwrap().len(),
+            1 << 20
+        );
+        // Small outputs are never refused for their ratio.
+        let small = deflate(&vec![0u8; RATIO_FREE_LEN]);
+        assert_eq!(
+            inflate_bounded(&small, 1 << 20, Some(2)).unwrap().len(),
+            RATIO_FREE_LEN
+        );
+        // The size limit still wins when it is the smaller one.
+        assert!(matches!(
+            inflate_bounded(&bomb, 4096, Some(100)),
+            Err(CodecError::InflatedTooLarge { max: 4096 })
+        ));
     }
 
     #[test]

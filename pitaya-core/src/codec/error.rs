@@ -53,6 +53,13 @@ pub enum CodecError {
         /// The configured maximum.
         max: usize,
     },
+    /// A compressed body inflates to more than the allowed multiple of
+    /// its compressed size.
+    #[error("compressed body inflates to more than {ratio} times its size")]
+    InflateRatioExceeded {
+        /// The configured maximum ratio.
+        ratio: u32,
+    },
     /// A handshake body is not the JSON Pitaya expects.
     #[error("invalid handshake: {0}")]
     Handshake(#[from] serde_json::Error),

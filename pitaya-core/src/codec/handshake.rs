@@ -10,9 +10,11 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{CodecError, compression};
@@ -22,22 +24,45 @@ const MAX_HANDSHAKE_LEN: usize = 1 << 20;
 
 /// The handshake a client sends.
 ///
+/// The application's `user` block is kept as the raw JSON the client sent
+/// (a JSON object, as Go's `map[string]interface{}`), never parsed into a
+/// tree: a session costs the bytes the client sent and no more. Parse it on
+/// demand with [`user_data`](Self::user_data) or
+/// [`user_map`](Self::user_map).
+///
 /// ```
 /// use pitaya_core::codec::HandshakeRequest;
 ///
 /// let hs = HandshakeRequest::decode(br#"{"sys":{"platform":"mac","clientBuildNumber":20},"user":{"age":30}}"#).unwrap();
 /// assert_eq!(hs.sys.platform, "mac");
 /// assert_eq!(hs.sys.client_build_number, "20");
-/// assert_eq!(hs.user.unwrap()["age"], 30);
+/// assert_eq!(hs.user_json(), Some(r#"{"age":30}"#));
+/// assert_eq!(hs.user_map().unwrap()["age"], 30);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct HandshakeRequest {
     /// Client library information.
     #[serde(default)]
     pub sys: ClientSys,
-    /// Application-defined data, free form.
+    /// Application-defined data: the raw JSON object the client sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<Map<String, Value>>,
+    pub user: Option<Box<RawValue>>,
+}
+
+impl PartialEq for HandshakeRequest {
+    fn eq(&self, other: &Self) -> bool {
+        self.sys == other.sys && self.user_json() == other.user_json()
+    }
+}
+
+/// The handshake as it travels, borrowing from the body: `user` stays raw
+/// and `sys` is checked to be an object before it is read.
+#[derive(Deserialize)]
+struct WireRequest<'a> {
+    #[serde(default, borrow)]
+    sys: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    user: Option<&'a RawValue>,
 }
 
 /// The `sys` block of a client handshake. Every field is a string; numbers
@@ -86,38 +111,103 @@ impl HandshakeRequest {
                 client_version: "2.1".into(),
                 ..ClientSys::default()
             },
-            user: Some(Map::from_iter([("age".to_owned(), Value::from(30))])),
+            user: RawValue::from_string(r#"{"age":30}"#.to_owned()).ok(),
         }
     }
 
-    /// Parses a client handshake body. Like Go's decoder, the body and its
-    /// `sys` block must be JSON objects (`null` counts as empty).
+    /// Parses a client handshake body. Like Go's decoder, the body, its
+    /// `sys` block and its `user` block must be JSON objects (`null` counts
+    /// as absent). `user` is validated but kept as raw JSON.
     pub fn decode(body: &[u8]) -> Result<Self, CodecError> {
-        let mut value: Value = serde_json::from_slice(body)?;
-        let object_or_null =
-            |value: Option<&Value>| matches!(value, None | Some(Value::Null | Value::Object(_)));
-        if !object_or_null(Some(&value)) || !object_or_null(value.get("sys")) {
-            return Err(CodecError::Handshake(
-                <serde_json::Error as de::Error>::custom(
-                    "handshake and its sys block must be JSON objects",
-                ),
-            ));
+        if json_is_null(body) {
+            return Ok(Self::default());
         }
-        match &mut value {
-            Value::Null => return Ok(Self::default()),
-            Value::Object(map) if map.get("sys").is_some_and(Value::is_null) => {
-                map.remove("sys");
-            }
-            _ => {}
+        if !json_is_object(body) {
+            return Err(not_an_object("handshake"));
         }
-        Ok(serde_json::from_value(value)?)
+        let wire: WireRequest<'_> = serde_json::from_slice(body)?;
+        let sys = match wire.sys {
+            None => ClientSys::default(),
+            Some(raw) if json_is_object(raw.get().as_bytes()) => serde_json::from_str(raw.get())?,
+            Some(_) => return Err(not_an_object("sys block")),
+        };
+        let user = match wire.user {
+            None => None,
+            Some(raw) if json_is_object(raw.get().as_bytes()) => Some(raw.to_owned()),
+            Some(_) => return Err(not_an_object("user block")),
+        };
+        Ok(Self { sys, user })
     }
 
     /// The JSON body of this handshake.
     pub fn encode(&self) -> Bytes {
-        // Serializing plain strings and a JSON map cannot fail.
+        // Serializing plain strings and raw JSON cannot fail.
         Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
+
+    /// The raw JSON of the `user` block, if the client sent one.
+    pub fn user_json(&self) -> Option<&str> {
+        self.user.as_deref().map(RawValue::get)
+    }
+
+    /// Size in bytes of the raw `user` block (0 without one).
+    pub fn user_len(&self) -> usize {
+        self.user_json().map_or(0, str::len)
+    }
+
+    /// Parses the `user` block into `T` (`None` without one).
+    ///
+    /// ```
+    /// use pitaya_core::codec::HandshakeRequest;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Login { token: String }
+    ///
+    /// let hs = HandshakeRequest::decode(br#"{"user":{"token":"abc"}}"#).unwrap();
+    /// let login: Login = hs.user_data().unwrap().unwrap();
+    /// assert_eq!(login.token, "abc");
+    /// ```
+    pub fn user_data<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.user_json().map(serde_json::from_str).transpose()
+    }
+
+    /// The `user` block as a JSON map (`None` without one). Parses it on
+    /// every call.
+    pub fn user_map(&self) -> Option<Map<String, Value>> {
+        self.user_data().ok().flatten()
+    }
+
+    /// Replaces the `user` block with `user`, serialized to JSON.
+    pub fn set_user<T: Serialize + ?Sized>(&mut self, user: &T) -> Result<(), serde_json::Error> {
+        self.user = Some(serde_json::value::to_raw_value(user)?);
+        Ok(())
+    }
+
+    /// This handshake with the `user` block `user` (a JSON object).
+    #[must_use]
+    pub fn with_user(mut self, user: &Map<String, Value>) -> Self {
+        // A map of JSON values always serializes.
+        self.user = serde_json::value::to_raw_value(user).ok();
+        self
+    }
+}
+
+fn first_byte(json: &[u8]) -> Option<u8> {
+    json.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+fn json_is_object(json: &[u8]) -> bool {
+    first_byte(json) == Some(b'{')
+}
+
+fn json_is_null(json: &[u8]) -> bool {
+    json.trim_ascii() == b"null"
+}
+
+fn not_an_object(what: &str) -> CodecError {
+    CodecError::Handshake(<serde_json::Error as de::Error>::custom(format!(
+        "{what} must be a JSON object"
+    )))
 }
 
 /// The handshake response a server sends.
@@ -372,7 +462,7 @@ mod tests {
         let body = br#"{"sys":{"platform":"desktop","libVersion":"4.6.2-","clientBuildNumber":"1","clientVersion":"0.1"}}"#;
         let request = HandshakeRequest::decode(body).unwrap();
         assert_eq!(request.sys.lib_version, "4.6.2-");
-        assert_eq!(request.user, None);
+        assert!(request.user.is_none());
         assert_eq!(&request.encode()[..], &body[..]);
     }
 
@@ -383,7 +473,7 @@ mod tests {
         assert_eq!(request.sys.client_type, "js-websocket");
         assert_eq!(request.sys.version, "0.0.1");
         assert_eq!(request.sys.platform, "");
-        assert_eq!(request.user, Some(Map::new()));
+        assert_eq!(request.user_map(), Some(Map::new()));
     }
 
     #[test]
@@ -411,5 +501,29 @@ mod tests {
         );
         assert!(HandshakeRequest::decode(br#"{"sys":{"platform":{}}}"#).is_err());
         assert!(HandshakeRequest::decode(b"").is_err());
+        assert!(HandshakeRequest::decode(br#"{"user":5}"#).is_err());
+        assert!(HandshakeRequest::decode(br#"{"user":[1]}"#).is_err());
+        assert!(
+            HandshakeRequest::decode(br#" {"user":null} "#)
+                .unwrap()
+                .user
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn user_block_is_kept_raw_not_parsed() {
+        let zeros = vec!["0"; 10_000].join(",");
+        let body = format!(r#"{{"sys":{{}},"user":{{"a":[{zeros}]}}}}"#);
+        let request = HandshakeRequest::decode(body.as_bytes()).unwrap();
+        let raw = request.user_json().unwrap();
+        assert_eq!(raw.len(), body.len() - r#"{"sys":{},"user":}"#.len());
+        assert_eq!(request.user_len(), raw.len());
+        let map = request.user_map().unwrap();
+        assert_eq!(map["a"].as_array().unwrap().len(), 10_000);
+        assert_eq!(
+            HandshakeRequest::decode(&request.encode()).unwrap(),
+            request
+        );
     }
 }

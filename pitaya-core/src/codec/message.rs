@@ -9,7 +9,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::packet::{self, HEADER_LEN, MAX_PACKET_BODY, PacketType};
+use super::packet::{self, HEADER_LEN, PacketType};
 use super::{CodecError, RouteDictionary, compression, varint};
 
 const ROUTE_COMPRESSED: u8 = 0x01;
@@ -17,8 +17,16 @@ const TYPE_MASK: u8 = 0x07;
 const BODY_COMPRESSED: u8 = 0x10;
 const ERROR: u8 = 0x20;
 
-/// Default bound on an inflated (zlib) message body: the largest packet.
-pub const DEFAULT_MAX_INFLATED_LEN: usize = MAX_PACKET_BODY;
+/// Default bound on an inflated (zlib) message body (1 MiB, NATS's default
+/// maximum payload, so anything larger could not be forwarded anyway).
+/// Go Pitaya bounds it only by the packet size.
+pub const DEFAULT_MAX_INFLATED_LEN: usize = 1 << 20;
+
+/// Default bound on how many times larger than its compressed form an
+/// inflated body may be (bodies up to
+/// [`RATIO_FREE_LEN`](compression::RATIO_FREE_LEN) are exempt). JSON game
+/// messages rarely compress beyond 10x; zlib bombs reach 1000x.
+pub const DEFAULT_MAX_INFLATE_RATIO: u32 = 100;
 
 /// Bodies shorter than this are never compressed by default.
 ///
@@ -147,6 +155,7 @@ pub struct MessageCodec {
     compress: bool,
     compression_threshold: usize,
     max_inflated_len: usize,
+    max_inflate_ratio: Option<u32>,
 }
 
 impl Default for MessageCodec {
@@ -156,6 +165,7 @@ impl Default for MessageCodec {
             compress: true,
             compression_threshold: DEFAULT_COMPRESSION_THRESHOLD,
             max_inflated_len: DEFAULT_MAX_INFLATED_LEN,
+            max_inflate_ratio: Some(DEFAULT_MAX_INFLATE_RATIO),
         }
     }
 }
@@ -184,11 +194,26 @@ impl MessageCodec {
         self
     }
 
-    /// Bounds inflated bodies to `max` bytes.
+    /// Bounds inflated bodies to `max` bytes (default
+    /// [`DEFAULT_MAX_INFLATED_LEN`]).
     #[must_use]
     pub fn with_max_inflated_len(mut self, max: usize) -> Self {
         self.max_inflated_len = max;
         self
+    }
+
+    /// Bounds inflated bodies to `ratio` times their compressed size
+    /// (default [`DEFAULT_MAX_INFLATE_RATIO`]; 0 turns the ratio check
+    /// off, leaving only the size bound).
+    #[must_use]
+    pub fn with_max_inflate_ratio(mut self, ratio: u32) -> Self {
+        self.max_inflate_ratio = (ratio > 0).then_some(ratio);
+        self
+    }
+
+    /// The bound on inflated bodies, in bytes.
+    pub fn max_inflated_len(&self) -> usize {
+        self.max_inflated_len
     }
 
     /// The route dictionary.
@@ -270,7 +295,19 @@ impl MessageCodec {
 
     /// Decodes a data packet's body. The body of the result shares `src`'s
     /// memory unless it had to be inflated.
-    pub fn decode(&self, mut src: Bytes) -> Result<Message, CodecError> {
+    pub fn decode(&self, src: Bytes) -> Result<Message, CodecError> {
+        let (mut message, compressed) = self.decode_deferred(src)?;
+        if compressed {
+            message.body = self.inflate_body(&message.body)?;
+        }
+        Ok(message)
+    }
+
+    /// Decodes a data packet's body but leaves a compressed body as it came:
+    /// the `bool` says whether it still needs [`inflate_body`](Self::inflate_body).
+    /// A server uses this to know which request a body belongs to before
+    /// it spends work on it (and to answer that request if inflating fails).
+    pub fn decode_deferred(&self, mut src: Bytes) -> Result<(Message, bool), CodecError> {
         let flag = *src.first().ok_or(CodecError::Truncated("flag"))?;
         let kind = MessageType::try_from((flag >> 1) & TYPE_MASK)?;
         let mut offset = 1;
@@ -309,19 +346,20 @@ impl MessageCodec {
         }
 
         src.advance(offset);
-        let raw = src;
-        let body = if flag & BODY_COMPRESSED != 0 {
-            Bytes::from(compression::inflate(&raw, self.max_inflated_len)?)
-        } else {
-            raw
-        };
-        Ok(Message {
+        let message = Message {
             kind,
             id,
             route,
-            body,
+            body: src,
             error: flag & ERROR != 0,
-        })
+        };
+        Ok((message, flag & BODY_COMPRESSED != 0))
+    }
+
+    /// Inflates a compressed body within this codec's size and ratio limits.
+    pub fn inflate_body(&self, body: &[u8]) -> Result<Bytes, CodecError> {
+        compression::inflate_bounded(body, self.max_inflated_len, self.max_inflate_ratio)
+            .map(Bytes::from)
     }
 }
 
@@ -501,6 +539,33 @@ mod tests {
             codec.decode(Bytes::from(bytes)),
             Err(CodecError::InflatedTooLarge { max: 1024 })
         ));
+    }
+
+    #[test]
+    fn decode_refuses_bombs_by_ratio_by_default() {
+        let bomb = compression::deflate(&vec![b' '; 512 * 1024]);
+        let mut bytes = vec![0x12, 0x01, b'a'];
+        bytes.extend_from_slice(&bomb);
+        assert!(matches!(
+            plain().decode(Bytes::from(bytes.clone())),
+            Err(CodecError::InflateRatioExceeded {
+                ratio: DEFAULT_MAX_INFLATE_RATIO
+            })
+        ));
+        let (message, compressed) = plain().decode_deferred(Bytes::from(bytes)).unwrap();
+        assert!(compressed);
+        assert_eq!(
+            (message.kind, message.route.as_str()),
+            (MessageType::Notify, "a")
+        );
+        assert_eq!(
+            plain()
+                .with_max_inflate_ratio(0)
+                .inflate_body(&message.body)
+                .unwrap()
+                .len(),
+            512 * 1024
+        );
     }
 
     #[test]

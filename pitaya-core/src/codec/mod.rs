@@ -16,7 +16,8 @@ pub mod varint;
 pub use error::CodecError;
 pub use handshake::{ClientSys, HandshakeRequest, HandshakeResponse, ServerSys};
 pub use message::{
-    DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_MAX_INFLATED_LEN, Message, MessageCodec, MessageType,
+    DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_MAX_INFLATE_RATIO, DEFAULT_MAX_INFLATED_LEN, Message,
+    MessageCodec, MessageType,
 };
 pub use packet::{HEADER_LEN, MAX_PACKET_BODY, Packet, PacketCodec, PacketType};
 pub use route_dictionary::{RouteDictionary, RouteDictionaryError};

@@ -167,8 +167,9 @@ fn parse_header(src: &[u8]) -> Result<(PacketType, usize), CodecError> {
 /// Frames a byte stream into [`Packet`]s and back.
 ///
 /// The decoder refuses, with [`CodecError::PacketTooLarge`], any header that
-/// announces a body above its maximum, before reserving memory for it; it
-/// never buffers more than one maximum-sized packet.
+/// announces a body above its maximum; it never reserves memory for a body
+/// it has not received (the caller's buffer grows with the bytes that
+/// arrive), so a header alone costs nothing.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -204,6 +205,13 @@ impl PacketCodec {
         }
     }
 
+    /// Changes the largest incoming body accepted from now on (capped at
+    /// [`MAX_PACKET_BODY`]), e.g. to raise a small pre-handshake limit once
+    /// the client has completed the handshake.
+    pub fn set_max_body_len(&mut self, max_body_len: usize) {
+        self.max_body_len = max_body_len.min(MAX_PACKET_BODY);
+    }
+
     /// The largest incoming body this codec accepts.
     pub fn max_body_len(&self) -> usize {
         self.max_body_len
@@ -231,9 +239,10 @@ impl Decoder for PacketCodec {
                 max: self.max_body_len,
             });
         }
-        let total = HEADER_LEN + len;
-        if src.len() < total {
-            src.reserve(total - src.len());
+        // The buffer grows with the bytes that arrive, never with the
+        // length a header announces: a peer that sends a 4-byte header
+        // announcing 16 MiB costs nothing until it sends the 16 MiB.
+        if src.len() < HEADER_LEN + len {
             return Ok(None);
         }
         src.advance(HEADER_LEN);
@@ -310,6 +319,19 @@ mod tests {
             buf.capacity(),
             capacity,
             "no memory reserved for the refused body"
+        );
+    }
+
+    #[test]
+    fn an_announced_body_reserves_nothing() {
+        let mut codec = PacketCodec::new();
+        let mut buf = BytesMut::with_capacity(8);
+        buf.extend_from_slice(&[0x04, 0xff, 0xff, 0xff, 1, 2]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(
+            buf.capacity() < 1024,
+            "a 16 MiB header made the decoder reserve {} bytes",
+            buf.capacity()
         );
     }
 

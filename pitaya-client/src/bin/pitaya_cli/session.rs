@@ -199,7 +199,7 @@ impl Session {
                     .map_err(|err| describe(&err))
             }
             Command::SetHandshake(user) => {
-                self.handshake.user = Some(user);
+                self.handshake = std::mem::take(&mut self.handshake).with_user(&user);
                 eprintln!("handshake user data set (sent at the next connect)");
                 Ok(())
             }
@@ -420,7 +420,7 @@ mod tests {
             .execute(Command::SetHandshakeSys(SysField::Platform, "cli".into()))
             .await
             .unwrap();
-        assert_eq!(session.handshake.user.as_ref(), Some(&user));
+        assert_eq!(session.handshake.user_map().as_ref(), Some(&user));
         assert_eq!(session.handshake.sys.platform, "cli");
     }
 
