@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
@@ -28,6 +29,17 @@ use crate::{Serializer, SerializerKind};
 
 /// Write buffers above this are released when the connection goes idle.
 const IDLE_BUFFER_KEEP: usize = 1024;
+
+/// While a request runs (sequential dispatch), the agent keeps reading so
+/// heartbeats are seen; other packets wait, in order, up to this many ...
+const MAX_WAITING_PACKETS: usize = 64;
+/// ... and this many body bytes (one packet is always let in), then reading
+/// pauses until the request is done.
+const MAX_WAITING_BYTES: usize = 64 * 1024;
+
+/// Requests of one session running at once in concurrent dispatch; reading
+/// pauses beyond it.
+const MAX_CONCURRENT_REQUESTS: usize = 64;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +112,9 @@ pub(crate) async fn serve<C: PlayerConn>(conn: C, core: Arc<ServerCore>) {
         queued: VecDeque::new(),
         closing: false,
         in_flight: None,
+        waiting: VecDeque::new(),
+        waiting_bytes: 0,
+        tasks: None,
         draining: false,
     };
     async move {
@@ -136,10 +151,45 @@ struct Agent<C> {
     /// The session asked to close (kick or close) once its queue is written.
     closing: bool,
     in_flight: Option<InFlight>,
+    /// Packets read while a request was in flight, handled once it is done.
+    waiting: VecDeque<Packet>,
+    waiting_bytes: usize,
+    /// Handlers running in their own tasks (concurrent dispatch only).
+    tasks: Option<JoinSet<(u64, MessageType, HandlerResult)>>,
     draining: bool,
 }
 
 impl<C: PlayerConn> Agent<C> {
+    /// Whether a new packet can be read now.
+    fn can_read(&self) -> bool {
+        !self.draining
+            && self
+                .tasks
+                .as_ref()
+                .is_none_or(|tasks| tasks.len() < MAX_CONCURRENT_REQUESTS)
+            && (self.in_flight.is_none()
+                || (self.waiting.len() < MAX_WAITING_PACKETS
+                    && (self.waiting.is_empty() || self.waiting_bytes < MAX_WAITING_BYTES)))
+    }
+
+    /// Whether requests of this session are still running.
+    fn busy(&self) -> bool {
+        self.in_flight.is_some() || self.tasks.as_ref().is_some_and(|tasks| !tasks.is_empty())
+    }
+
+    /// Handles the packets that waited for a request, in order, until one
+    /// of them starts a request that does not finish at once.
+    async fn run_waiting(&mut self) -> Result<(), Close> {
+        while self.in_flight.is_none() {
+            let Some(packet) = self.waiting.pop_front() else {
+                break;
+            };
+            self.waiting_bytes -= packet.body.len();
+            self.on_packet(packet).await?;
+        }
+        Ok(())
+    }
+
     async fn run(&mut self) -> Close {
         let heartbeat = self.core.config.heartbeat;
         let mut ticker = (!heartbeat.is_zero()).then(|| {
@@ -153,25 +203,39 @@ impl<C: PlayerConn> Agent<C> {
             // shared by all sessions is touched on the request path.
             if !self.draining && self.core.shutdown.is_cancelled() {
                 self.draining = true;
-                if self.in_flight.is_none() {
-                    return Close::Shutdown;
-                }
             }
+            if self.draining && !self.busy() {
+                return Close::Shutdown;
+            }
+            let can_read = self.can_read();
             tokio::select! {
                 biased;
                 result = poll_in_flight(&mut self.in_flight), if self.in_flight.is_some() => {
                     if let Some(done) = self.in_flight.take() {
                         self.respond(done.id, done.kind, result);
                     }
-                    if self.draining {
-                        return Close::Shutdown;
+                    if !self.draining && let Err(close) = self.run_waiting().await {
+                        return close;
                     }
                 }
-                read = self.conn.read_packet(), if self.in_flight.is_none() && !self.draining => {
+                Some(joined) = join_next(&mut self.tasks), if self.tasks.as_ref().is_some_and(|t| !t.is_empty()) => {
+                    match joined {
+                        Ok((id, kind, result)) => self.respond(id, kind, result),
+                        Err(err) => tracing::error!(error = %err, "request task failed"),
+                    }
+                }
+                read = self.conn.read_packet(), if can_read => {
                     match read {
                         Ok(Some(packet)) => {
                             self.last_seen = Instant::now();
-                            if let Err(close) = self.on_packet(packet).await {
+                            if self.in_flight.is_some() {
+                                // Heartbeats only refresh `last_seen`; the
+                                // rest waits for the request, in order.
+                                if packet.kind != PacketType::Heartbeat {
+                                    self.waiting_bytes += packet.body.len();
+                                    self.waiting.push_back(packet);
+                                }
+                            } else if let Err(close) = self.on_packet(packet).await {
                                 return close;
                             }
                         }
@@ -203,7 +267,8 @@ impl<C: PlayerConn> Agent<C> {
     /// Writes what is pending unless more input is already buffered (then
     /// the responses to it are batched into one write).
     async fn flush_if_idle(&mut self) -> Result<(), Close> {
-        let more_input = self.in_flight.is_none() && self.conn.has_buffered_packet();
+        let more_input = self.in_flight.is_none()
+            && (!self.waiting.is_empty() || self.conn.has_buffered_packet());
         if more_input {
             return Ok(());
         }
@@ -364,19 +429,11 @@ impl<C: PlayerConn> Agent<C> {
                 }
             }
             DispatchMode::Concurrent => {
-                let session = self.session.clone();
-                let core = self.core.clone();
-                tokio::spawn(
-                    async move {
-                        let result = future.await;
-                        let mut out = BytesMut::new();
-                        encode_reply(&core, session.serializer(), id, kind, result, &mut out);
-                        if !out.is_empty() {
-                            let _ = session.send_encoded(out.freeze());
-                        }
-                    }
-                    .in_current_span(),
-                );
+                // The agent owns its handler tasks: it answers them as they
+                // finish, and waits for them before closing at shutdown.
+                self.tasks
+                    .get_or_insert_with(JoinSet::new)
+                    .spawn(async move { (id, kind, future.await) }.in_current_span());
             }
         }
         Ok(())
@@ -466,6 +523,11 @@ impl<C: PlayerConn> Agent<C> {
         }
         self.session.mark_closed();
         self.conn.close().await;
+        // Handlers still running when the client went away finish on their
+        // own (their replies have nowhere to go), as in Go.
+        if let Some(tasks) = &mut self.tasks {
+            tasks.detach_all();
+        }
     }
 }
 
@@ -536,6 +598,15 @@ async fn poll_in_flight(in_flight: &mut Option<InFlight>) -> HandlerResult {
 async fn until(deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
     match deadline {
         Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn join_next<T: 'static>(
+    tasks: &mut Option<JoinSet<T>>,
+) -> Option<Result<T, tokio::task::JoinError>> {
+    match tasks {
+        Some(tasks) => tasks.join_next().await,
         None => std::future::pending().await,
     }
 }

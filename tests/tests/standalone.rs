@@ -745,6 +745,68 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
 }
 
 #[tokio::test]
+async fn concurrent_dispatch_answers_in_flight_requests_at_shutdown() {
+    let server = TestServer::start(|app| {
+        app.register(Game::default())
+            .dispatch(pitaya::app::DispatchMode::Concurrent)
+    })
+    .await;
+    let (client, _events) = server.client().await;
+    let in_flight: Vec<_> = (0..3)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .request::<_, Sleep>(
+                        "game.game.sleep",
+                        &json!({"ms": 400, "tag": format!("t{i}")}),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.stop().await;
+    for (i, request) in in_flight.into_iter().enumerate() {
+        let reply = within(5, request).await.unwrap().unwrap();
+        assert_eq!(reply.tag, format!("t{i}"), "answered before the close");
+    }
+}
+
+#[tokio::test]
+async fn a_long_request_does_not_cost_a_heartbeating_client_its_connection() {
+    // Sequential dispatch: while the handler runs for longer than two
+    // heartbeat intervals, the client's heartbeats must still be seen.
+    let server = TestServer::start(|app| {
+        app.register(Game::default())
+            .heartbeat(Duration::from_millis(300))
+    })
+    .await;
+    let (client, _events) = server.client().await;
+    let reply: Sleep = within(
+        5,
+        client.request("game.game.sleep", &json!({"ms": 1500, "tag": "long"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.tag, "long");
+    // Requests sent while another one runs still run in order afterwards.
+    let slow = json!({"ms": 700, "tag": "a"});
+    let (a, b) = tokio::join!(
+        client.request::<_, Sleep>("game.game.sleep", &slow),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            client
+                .request::<_, Value>("game.game.echo", &json!("b"))
+                .await
+        }
+    );
+    assert_eq!(a.unwrap().tag, "a");
+    assert_eq!(b.unwrap(), json!("b"));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_panicking_pipeline_hook_fails_only_its_request() {
     let server = TestServer::start(|app| {
         app.register(Game::default()).before_handler(|request| {
