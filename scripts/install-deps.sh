@@ -13,6 +13,7 @@ fi
 # Debian packages the build and the tests use (command -> package).
 declare -A packages=(
     [cc]=gcc
+    [c++]=g++                    # libFuzzer, built by the fuzz targets (scripts/fuzz.sh)
     [pkg-config]=pkg-config
     [protoc]=protobuf-compiler   # etcd-client's build script
 )

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use async_nats::client::PublishErrorKind;
 use async_nats::{Client, ClientError, ConnectOptions, Event, RequestErrorKind, Subscriber};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -13,7 +14,8 @@ use pitaya_core::cluster::{
     ClusterError, ClusterFuture, Inbound, RpcClient, RpcServer, ServerInfo, SubscriptionGuard,
     UserSubscription,
 };
-use pitaya_core::protos;
+use pitaya_core::error::codes;
+use pitaya_core::{PitayaError, protos};
 use prost::Message;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -519,14 +521,43 @@ async fn serve_requests(side: Arc<ServerSide>, mut requests: Subscriber, permits
                 tracing::warn!(route, "rpc server: request without a reply subject");
                 return;
             };
-            if let Err(err) = side_for_task
-                .conn
-                .publish(reply, Bytes::from(response.encode_to_vec()))
-                .await
-            {
-                tracing::error!(route, %err, "rpc server: sending the response failed");
-            }
+            send_response(&side_for_task.conn, &route, reply, &response).await;
         });
+    }
+}
+
+/// Publishes a response on its reply subject. A response the NATS server
+/// would refuse (larger than its maximum payload) is replaced by a
+/// `PIT-500` error saying so, so the caller gets an answer instead of
+/// waiting for its timeout.
+async fn send_response(conn: &Client, route: &str, reply: String, response: &protos::Response) {
+    let payload = Bytes::from(response.encode_to_vec());
+    let len = payload.len();
+    let Err(err) = conn.publish(reply.clone(), payload).await else {
+        return;
+    };
+    if err.kind() != PublishErrorKind::MaxPayloadExceeded {
+        tracing::error!(route, %err, "rpc server: sending the response failed");
+        return;
+    }
+    let max = conn.server_info().max_payload;
+    tracing::error!(
+        route,
+        len,
+        max,
+        "rpc server: response larger than the nats maximum payload"
+    );
+    let refusal = protos::Response::err(PitayaError::new(
+        codes::INTERNAL,
+        format!(
+            "rpc server: the response to {route} is {len} bytes, over the nats maximum payload of {max} bytes"
+        ),
+    ));
+    if let Err(err) = conn
+        .publish(reply, Bytes::from(refusal.encode_to_vec()))
+        .await
+    {
+        tracing::error!(route, %err, "rpc server: sending the error response failed");
     }
 }
 

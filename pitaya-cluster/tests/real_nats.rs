@@ -550,3 +550,76 @@ async fn gives_up_after_max_reconnects() {
         .expect("closed() resolves once reconnecting is given up");
     assert!(!front.is_connected());
 }
+
+/// Replies with as many bytes as the request's data says.
+struct Bloater;
+
+impl pitaya_cluster::Inbound for Bloater {
+    fn on_request(
+        &self,
+        request: protos::Request,
+    ) -> pitaya_core::cluster::ClusterFuture<'_, protos::Response> {
+        Box::pin(async move {
+            let msg = request.msg.unwrap_or_default();
+            let len: usize = std::str::from_utf8(&msg.data)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(0);
+            protos::Response::ok(vec![b'x'; len])
+        })
+    }
+
+    fn on_push(&self, _push: protos::Push) -> pitaya_core::cluster::ClusterFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    fn on_kick(
+        &self,
+        _kick: protos::KickMsg,
+    ) -> pitaya_core::cluster::ClusterFuture<'_, protos::KickAnswer> {
+        Box::pin(async { protos::KickAnswer { kicked: false } })
+    }
+
+    fn on_bind(&self, _bind: protos::BindMsg) -> pitaya_core::cluster::ClusterFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_over_the_max_payload_is_an_error_reply_not_a_timeout() {
+    let url = nats_url();
+    let room_type = unique("room");
+    let room = NatsRpc::connect(config(&url), server(&room_type, false))
+        .await
+        .unwrap();
+    room.start(Arc::new(Bloater)).await.unwrap();
+    let front = NatsRpc::connect(config(&url), server("connector", true))
+        .await
+        .unwrap();
+
+    // Under the limit: the reply arrives as sent.
+    let response = front
+        .request(room.me(), user_request("r.s.m", b"1000"), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(response.data.len(), 1000);
+
+    // Over NATS's default 1 MiB: an error reply, long before the timeout.
+    let started = tokio::time::Instant::now();
+    let response = front
+        .request(room.me(), user_request("r.s.m", b"2000000"), WAIT)
+        .await
+        .unwrap();
+    let err = response.into_result().unwrap_err();
+    assert_eq!(err.code, "PIT-500", "{err:?}");
+    assert!(
+        err.msg.contains("maximum payload") && err.msg.contains("2000"),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < WAIT / 2,
+        "answered in {:?}",
+        started.elapsed()
+    );
+    room.stop().await.unwrap();
+}
