@@ -24,7 +24,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use pitaya_core::cluster::{go_duration, ServerInfo};
+use pitaya_core::cluster::{ServerInfo, go_duration};
 use pitaya_core::dispatch::parse_route;
 use pitaya_core::protos::{self, prost::Message};
 use pitaya_core::{Context, PitayaError};

@@ -15,7 +15,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pitaya_core::codec::{compression, HandshakeRequest, HandshakeResponse};
+use pitaya_core::codec::{HandshakeRequest, HandshakeResponse, compression};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = HandshakeRequest::decode(data) {

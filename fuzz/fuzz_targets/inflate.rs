@@ -27,11 +27,11 @@ use std::io::Read;
 
 use flate2::read::ZlibDecoder;
 use libfuzzer_sys::fuzz_target;
-use pitaya_core::codec::compression::{
-    deflate, deflate_if_smaller, gunzip, inflate, inflate_bounded, inflate_if_compressed, is_gzip,
-    is_zlib, RATIO_FREE_LEN,
-};
 use pitaya_core::codec::CodecError;
+use pitaya_core::codec::compression::{
+    RATIO_FREE_LEN, deflate, deflate_if_smaller, gunzip, inflate, inflate_bounded,
+    inflate_if_compressed, is_gzip, is_zlib,
+};
 
 const MAX_BOUND: usize = 1 << 20;
 
