@@ -369,7 +369,9 @@ impl Inner {
             match event.event_type() {
                 EventType::Put => match ServerInfo::from_json(kv.value()) {
                     Ok(server) => {
-                        self.registry.add(Arc::new(server));
+                        // A put for a known ID is that server registering
+                        // again: its newer registration replaces the old.
+                        self.registry.upsert(Arc::new(server));
                     }
                     Err(err) => tracing::warn!(id, %err, "sd: ignoring bad server JSON"),
                 },

@@ -81,6 +81,30 @@ impl Registry {
         true
     }
 
+    /// Adds a server, or replaces the registration of a known ID with this
+    /// newer one (a server that registered again: a restarted process, a
+    /// renewed lease). A replacement emits no event: the server was known.
+    /// Routing treats a new registration as a server worth trying again.
+    pub(crate) fn upsert(&self, server: Arc<ServerInfo>) {
+        if self.add(server.clone()) || !self.accepts(&server.server_type, &server.id) {
+            return;
+        }
+        let mut servers = self.write();
+        let Some(known) = servers.by_id.get(&server.id) else {
+            return;
+        };
+        if known.server_type != server.server_type {
+            // Same id, another type: keep the first, as Go does.
+            return;
+        }
+        servers.by_id.insert(server.id.clone(), server.clone());
+        servers
+            .by_type
+            .entry(server.server_type.clone())
+            .or_default()
+            .insert(server.id.clone(), server);
+    }
+
     /// Removes a server; emits `Removed` unless it is this server.
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<ServerInfo>> {
         let removed = {
@@ -155,6 +179,26 @@ mod tests {
 
     fn server(id: &str, server_type: &str) -> Arc<ServerInfo> {
         Arc::new(ServerInfo::new(id, server_type, false))
+    }
+
+    #[test]
+    fn upsert_replaces_a_known_registration_without_an_event() {
+        let registry = Registry::new(vec![]);
+        registry.set_me(Some("me".into()));
+        let mut events = registry.events();
+        let first = server("b", "room");
+        registry.upsert(first.clone());
+        assert_eq!(events.try_recv().unwrap(), DiscoveryEvent::Added(first));
+        let again = server("b", "room");
+        registry.upsert(again.clone());
+        assert!(events.try_recv().is_err(), "a known server emits nothing");
+        let listed = registry.servers_of_type("room");
+        assert_eq!(listed.len(), 1);
+        assert!(
+            Arc::ptr_eq(&listed[0], &again),
+            "the newer registration is listed"
+        );
+        assert!(Arc::ptr_eq(&registry.server("b").unwrap(), &again));
     }
 
     #[test]

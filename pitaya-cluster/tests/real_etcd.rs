@@ -171,7 +171,9 @@ async fn foreign_keys_blacklist_and_bad_values() {
     let added = next_event(&mut events, Duration::from_secs(5)).await;
     assert_eq!(added.server().id, "go-1");
     assert_eq!(added.server().hostname, "go-host");
-    // A known id is not updated by a later PUT (as in Go).
+    // A later PUT for a known id is that server registering again: its
+    // newer registration replaces the old one, without an event (Go keeps
+    // the first one until the key is deleted).
     etcd.put(
         format!("{prefix}servers/room/go-1"),
         go_server.replace("go-host", "other"),
@@ -179,6 +181,11 @@ async fn foreign_keys_blacklist_and_bad_values() {
     )
     .await
     .unwrap();
+    support::eventually(Duration::from_secs(5), "the newer registration", || {
+        sd.server("go-1")
+            .is_some_and(|server| server.hostname == "other")
+    })
+    .await;
     etcd.delete(format!("{prefix}servers/room/go-1"), None)
         .await
         .unwrap();
@@ -187,7 +194,8 @@ async fn foreign_keys_blacklist_and_bad_values() {
             .await
             .server()
             .hostname,
-        "go-host"
+        "other",
+        "the delete is the next event: the re-put emitted none"
     );
     assert!(sd.server("b-1").is_none(), "blacklisted type");
     assert!(sd.server("bad").is_none());
@@ -233,7 +241,11 @@ async fn lease_loss_reregisters() {
     let (value, new_lease) = read_key(&etcd, &key).await.expect("re-registered");
     assert_eq!(value, me.to_json());
     assert_ne!(new_lease, lease);
-    assert!(sd.server(&me.id).is_some(), "sees itself again");
+    // Its own watch may deliver the re-put a moment after the observer's.
+    support::eventually(Duration::from_secs(5), "sees itself again", || {
+        sd.server(&me.id).is_some()
+    })
+    .await;
 
     sd.stop().await.unwrap();
     observer.stop().await.unwrap();

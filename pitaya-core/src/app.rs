@@ -569,6 +569,7 @@ impl AppBuilder {
                     routers: setup.routers,
                     timeout: setup.timeout,
                     unique: self.unique_sessions,
+                    unreachable: Default::default(),
                 });
                 if frontend {
                     let hook_parts = parts.clone();

@@ -234,8 +234,8 @@ pub enum ClusterError {
         peer_id: String,
     },
     /// Nobody listens on the target's subject (the server is gone):
-    /// `PIT-000`, as Go reports the raw NATS error.
-    #[error("nats: no responders available for request")]
+    /// `PIT-500` (Go reports the raw NATS error as `PIT-000`).
+    #[error("no server answers on {subject}: it is gone or not serving (nats: no responders)")]
     NoResponders {
         /// The subject of the request.
         subject: String,
@@ -285,13 +285,11 @@ impl ClusterError {
         match self {
             Self::Timeout { .. } => codes::REQUEST_TIMEOUT,
             Self::NoServersOfType { .. }
+            | Self::NoResponders { .. }
             | Self::NoServerWithId { .. }
             | Self::InvalidServer(_)
             | Self::Decode(_) => codes::INTERNAL,
-            Self::NoResponders { .. }
-            | Self::NotRunning(_)
-            | Self::Transport(_)
-            | Self::Discovery(_) => codes::UNKNOWN,
+            Self::NotRunning(_) | Self::Transport(_) | Self::Discovery(_) => codes::UNKNOWN,
         }
     }
 

@@ -3,6 +3,7 @@
 //! backend session views, and pushes, kicks and binds across servers.
 
 mod nuid;
+mod unreachable;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -45,6 +46,8 @@ pub(crate) struct ClusterParts {
     pub(crate) routers: HashMap<String, RouterFn>,
     pub(crate) timeout: Duration,
     pub(crate) unique: bool,
+    /// Servers that did not answer ("no responders"), set aside.
+    pub(crate) unreachable: unreachable::Unreachable,
 }
 
 /// A random `u64` from std's randomly keyed hasher (no extra crate).
@@ -115,10 +118,13 @@ impl ClusterParts {
             .unwrap_or_default()
     }
 
-    /// Sends a User RPC to `target` and returns the reply data.
+    /// Sends a User RPC to `target` and returns the reply data. With
+    /// `reroute`, a target that is gone is set aside and the call goes to
+    /// another server of its type (calls by server type).
     async fn user_rpc(
         &self,
-        target: &ServerInfo,
+        target: &Arc<ServerInfo>,
+        reroute: bool,
         route: &str,
         data: Bytes,
         timeout: Duration,
@@ -141,8 +147,46 @@ impl ClusterParts {
             },
             metadata: self.metadata(context, &[], timeout),
         };
-        let response = self.client.request(target, request, timeout).await?;
+        let response = if reroute {
+            self.request_routed(target.clone(), request, timeout, pick_random)
+                .await?
+        } else {
+            self.client.request(target, request, timeout).await?
+        };
         response.into_result()
+    }
+
+    /// The servers of `server_type` routing may pick.
+    fn routable(&self, server_type: &str) -> Vec<Arc<ServerInfo>> {
+        self.unreachable
+            .routable(self.discovery.servers_of_type(server_type))
+    }
+
+    /// Sends `request` to `target`; if nobody listens there (a server
+    /// killed without deregistering), sets it aside and sends the request
+    /// once more to `fallback`'s pick among the others. Nothing received
+    /// the first attempt, so the retry is safe.
+    async fn request_routed(
+        &self,
+        target: Arc<ServerInfo>,
+        request: protos::Request,
+        timeout: Duration,
+        fallback: impl FnOnce(&[Arc<ServerInfo>]) -> Option<Arc<ServerInfo>>,
+    ) -> Result<protos::Response, ClusterError> {
+        match self.client.request(&target, request.clone(), timeout).await {
+            Err(ClusterError::NoResponders { subject }) => {
+                self.unreachable.mark(&target);
+                let others = self.routable(&target.server_type);
+                match fallback(&others) {
+                    Some(other) => {
+                        tracing::debug!(from = %target.id, to = %other.id, "retrying on another server");
+                        self.client.request(&other, request, timeout).await
+                    }
+                    None => Err(ClusterError::NoResponders { subject }),
+                }
+            }
+            result => result,
+        }
     }
 
     /// The server type of the frontend with `id`.
@@ -164,7 +208,7 @@ pub(crate) fn forward(
     kind: MessageType,
     body: Bytes,
 ) -> HandlerFuture {
-    let servers = cluster.discovery.servers_of_type(server_type);
+    let servers = cluster.routable(server_type);
     let server_type = server_type.to_owned();
     let span = tracing::debug_span!("forward", route = %route, id);
     Box::pin(
@@ -176,7 +220,9 @@ pub(crate) fn forward(
                 }
                 _ => pick_random(&servers),
             }
-            .ok_or(ClusterError::NoServersOfType { server_type })?;
+            .ok_or_else(|| ClusterError::NoServersOfType {
+                server_type: server_type.clone(),
+            })?;
             let data = serde_json::to_vec(&session.data())
                 .map(Bytes::from)
                 .unwrap_or_else(|_| Bytes::from_static(b"{}"));
@@ -211,8 +257,14 @@ pub(crate) fn forward(
             };
             tracing::debug!(server = %target.id, "forwarding");
             let response = cluster
-                .client
-                .request(&target, request, cluster.timeout)
+                .request_routed(target, request, cluster.timeout, |others| {
+                    match cluster.routers.get(&server_type) {
+                        Some(router) if !others.is_empty() => {
+                            router(&context, &session, others).or_else(|| pick_random(others))
+                        }
+                        _ => pick_random(others),
+                    }
+                })
                 .await?;
             let data = response.into_result()?;
             Ok(if notify { None } else { Some(data) })
@@ -558,6 +610,7 @@ async fn run_op(
             cluster
                 .user_rpc(
                     &target,
+                    false,
                     "sys.bindsession",
                     arg.encode_to_vec().into(),
                     cluster.timeout,
@@ -575,6 +628,7 @@ async fn run_op(
             cluster
                 .user_rpc(
                     &target,
+                    false,
                     "sys.pushsession",
                     arg.encode_to_vec().into(),
                     cluster.timeout,
@@ -588,6 +642,7 @@ async fn run_op(
             cluster
                 .user_rpc(
                     &target,
+                    false,
                     "sys.kick",
                     arg.encode_to_vec().into(),
                     cluster.timeout,
@@ -684,13 +739,12 @@ impl RemoteCaller for ClusterCaller {
             if local {
                 return Err(PitayaError::new(codes::UNKNOWN, NONSENSE_RPC));
             }
+            let reroute = matches!(target, Target::ServerType(_));
             let server = match &target {
-                Target::ServerType(server_type) => pick_random(
-                    &cluster.discovery.servers_of_type(server_type),
-                )
-                .ok_or_else(|| ClusterError::NoServersOfType {
-                    server_type: server_type.clone(),
-                })?,
+                Target::ServerType(server_type) => pick_random(&cluster.routable(server_type))
+                    .ok_or_else(|| ClusterError::NoServersOfType {
+                        server_type: server_type.clone(),
+                    })?,
                 Target::ServerId { id, .. } => cluster
                     .discovery
                     .server(id)
@@ -698,7 +752,7 @@ impl RemoteCaller for ClusterCaller {
             };
             let timeout = timeout.unwrap_or(cluster.timeout);
             cluster
-                .user_rpc(&server, &route, body, timeout, context.as_ref())
+                .user_rpc(&server, reroute, &route, body, timeout, context.as_ref())
                 .await
         })
     }
