@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod io;
+mod listen;
 mod rate_limit;
 mod stream;
 mod tcp;

@@ -55,7 +55,7 @@ impl TcpAcceptor {
     /// Binds a listener on `addr` (port 0 picks a free port; see
     /// [`local_addr`](Self::local_addr)).
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        Self::from_listener(TcpListener::bind(addr).await?)
+        Self::from_listener(crate::listen::bind(addr).await?)
     }
 
     /// Uses a listener bound by the caller.

@@ -105,7 +105,7 @@ impl WsAcceptor {
     /// Binds a listener on `addr` (port 0 picks a free port; see
     /// [`local_addr`](Self::local_addr)).
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        Self::from_listener(TcpListener::bind(addr).await?)
+        Self::from_listener(crate::listen::bind(addr).await?)
     }
 
     /// Uses a listener bound by the caller.

@@ -6,6 +6,9 @@
 //! [`HEAVY_BODY_LEN`] bytes runs under [`tokio::task::block_in_place`]: the
 //! worker hands its other tasks to another thread first.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// Bodies at least this large are inflated and parsed off the worker's
@@ -23,13 +26,43 @@ pub(crate) fn can_offload() -> bool {
     Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
-/// Runs `work` about `len` bytes, under `block_in_place` when it is large
-/// and `offload` says the task may block its worker.
+/// At most this many large bodies are worked on under `block_in_place` at
+/// once, process-wide: each one may take a thread of tokio's blocking pool
+/// (and a malloc arena), so an attacker sending many large bodies at once
+/// must not grow the process to hundreds of threads. Beyond it, work runs
+/// in place on its worker.
+fn max_offloaded() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(2, |cores| cores.get().max(2)))
+}
+
+static OFFLOADED: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `work` about `len` bytes, under `block_in_place` when it is large,
+/// `offload` says the task may block its worker and fewer than
+/// [`max_offloaded`] such works run already.
 pub(crate) fn run<R>(offload: bool, len: usize, work: impl FnOnce() -> R) -> R {
-    if offload && len >= HEAVY_BODY_LEN {
-        tokio::task::block_in_place(work)
-    } else {
-        work()
+    if !offload || len < HEAVY_BODY_LEN {
+        return work();
+    }
+    let admitted = OFFLOADED
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+            (running < max_offloaded()).then_some(running + 1)
+        })
+        .is_ok();
+    if !admitted {
+        return work();
+    }
+    let _slot = Slot;
+    tokio::task::block_in_place(work)
+}
+
+/// Gives an offload slot back, even if the work panicked.
+struct Slot;
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        OFFLOADED.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -44,8 +77,58 @@ mod tests {
         assert_eq!(run(can_offload(), HEAVY_BODY_LEN * 2, || 7), 7);
     }
 
+    /// The slot count is process-wide: the tests that take slots run one
+    /// at a time.
+    static SLOTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn offloaded_work_is_bounded_process_wide() {
+        let _serial = SLOTS.lock().await;
+        let max = max_offloaded();
+        let (entered, release) = (
+            std::sync::Arc::new(std::sync::Barrier::new(max + 1)),
+            std::sync::Arc::new(std::sync::Barrier::new(max + 1)),
+        );
+        // `max` works hold every slot...
+        let holders: Vec<_> = (0..max)
+            .map(|_| {
+                let (entered, release) = (entered.clone(), release.clone());
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async move {
+                        tokio::spawn(async move {
+                            run(true, HEAVY_BODY_LEN, || {
+                                entered.wait();
+                                release.wait();
+                            });
+                        })
+                        .await
+                        .unwrap();
+                    });
+                })
+            })
+            .collect();
+        entered.wait();
+        assert_eq!(OFFLOADED.load(Ordering::Acquire), max);
+        // ...so one more runs in place without taking a slot.
+        let in_place =
+            tokio::spawn(async { run(true, HEAVY_BODY_LEN, || OFFLOADED.load(Ordering::Acquire)) })
+                .await
+                .unwrap();
+        assert_eq!(in_place, max);
+        release.wait();
+        for holder in holders {
+            holder.join().unwrap();
+        }
+        assert_eq!(OFFLOADED.load(Ordering::Acquire), 0, "slots given back");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn multi_thread_runtime_offloads_large_work() {
+        let _serial = SLOTS.lock().await;
         let offload = tokio::spawn(async { can_offload() }).await.unwrap();
         assert!(offload);
         let value = tokio::spawn(async move { run(offload, HEAVY_BODY_LEN, || 9) })
