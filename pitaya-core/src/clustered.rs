@@ -176,7 +176,8 @@ impl ClusterParts {
         match self.client.request(&target, request.clone(), timeout).await {
             Err(ClusterError::NoResponders { subject }) => {
                 self.unreachable.mark(&target);
-                let others = self.routable(&target.server_type);
+                let mut others = self.routable(&target.server_type);
+                others.retain(|server| server.id != target.id);
                 match fallback(&others) {
                     Some(other) => {
                         tracing::debug!(from = %target.id, to = %other.id, "retrying on another server");
