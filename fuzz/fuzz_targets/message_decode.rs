@@ -32,7 +32,6 @@ use pitaya_core::codec::compression::RATIO_FREE_LEN;
 use pitaya_core::codec::{
     CodecError, Message, MessageCodec, MessageType, PacketCodec, PacketType, RouteDictionary,
 };
-use tokio_util::codec::Decoder;
 
 const FLAG_ROUTE_COMPRESSED: u8 = 0x01;
 const FLAG_BODY_COMPRESSED: u8 = 0x10;

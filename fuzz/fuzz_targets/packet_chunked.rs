@@ -29,7 +29,6 @@ use arbitrary::Unstructured;
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use pitaya_core::codec::{CodecError, HEADER_LEN, MAX_PACKET_BODY, Packet, PacketCodec};
-use tokio_util::codec::Decoder;
 
 /// Allowance over `2 * fed` for the allocator's and `BytesMut`'s rounding.
 const SLACK: usize = 64;

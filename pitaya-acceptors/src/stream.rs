@@ -18,7 +18,6 @@ use bytes::BytesMut;
 use pitaya_core::acceptor::ConnError;
 use pitaya_core::codec::{HEADER_LEN, Packet, PacketCodec, PacketType};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_util::codec::Decoder;
 
 use crate::DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE;
 

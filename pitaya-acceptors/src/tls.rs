@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls::crypto::ring;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::{Error, Result};
@@ -94,8 +95,7 @@ impl TlsConfig {
 }
 
 fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
-    let mut reader = pem;
-    let certs = rustls_pemfile::certs(&mut reader)
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|err| Error::Pem(format!("reading certificates: {err}")))?;
     if certs.is_empty() {
@@ -104,11 +104,13 @@ fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
+/// The first PKCS#8, PKCS#1 or SEC1 key of `pem` (other sections, such as
+/// certificates, are skipped).
 fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
-    let mut reader = pem;
-    rustls_pemfile::private_key(&mut reader)
-        .map_err(|err| Error::Pem(format!("reading the private key: {err}")))?
-        .ok_or_else(|| Error::Pem("no private key found".into()))
+    PrivateKeyDer::from_pem_slice(pem).map_err(|err| match err {
+        pem::Error::NoItemsFound => Error::Pem("no private key found".into()),
+        err => Error::Pem(format!("reading the private key: {err}")),
+    })
 }
 
 #[cfg(test)]
@@ -132,6 +134,49 @@ mod tests {
         ));
         let key = generated.key_pair.serialize_pem();
         assert!(TlsConfig::from_pem(cert.as_bytes(), key.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn pem_errors_say_what_is_missing() {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = generated.cert.pem();
+        let key = generated.key_pair.serialize_pem();
+        let pem_error = |result: Result<TlsConfig>| match result {
+            Err(Error::Pem(message)) => message,
+            other => panic!("expected a PEM error, got {other:?}"),
+        };
+        // A certificate where the key should be: no key section at all.
+        assert_eq!(
+            pem_error(TlsConfig::from_pem(cert.as_bytes(), cert.as_bytes())),
+            "no private key found"
+        );
+        // A key where the certificate should be.
+        assert_eq!(
+            pem_error(TlsConfig::from_pem(key.as_bytes(), key.as_bytes())),
+            "no certificate found"
+        );
+        // Bytes that are no PEM at all.
+        assert_eq!(
+            pem_error(TlsConfig::from_pem(&[0xff, 0x00, 0x13], key.as_bytes())),
+            "no certificate found"
+        );
+        // A section cut before its end marker.
+        let cut_cert = &cert[..cert.len() / 2];
+        let message = pem_error(TlsConfig::from_pem(cut_cert.as_bytes(), key.as_bytes()));
+        assert!(message.starts_with("reading certificates: "), "{message}");
+        let cut_key = &key[..key.len() / 2];
+        let message = pem_error(TlsConfig::from_pem(cert.as_bytes(), cut_key.as_bytes()));
+        assert!(
+            message.starts_with("reading the private key: "),
+            "{message}"
+        );
+        // Broken base64 inside a well-formed section.
+        let bad = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        let message = pem_error(TlsConfig::from_pem(bad.as_bytes(), key.as_bytes()));
+        assert!(message.starts_with("reading certificates: "), "{message}");
+        // Key and chain in one file, in either order, as many deployments do.
+        let bundle = format!("{key}{cert}");
+        assert!(TlsConfig::from_pem(bundle.as_bytes(), bundle.as_bytes()).is_ok());
     }
 
     #[test]

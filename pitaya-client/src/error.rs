@@ -1,8 +1,8 @@
 use std::time::Duration;
 
-use pitaya_core::codec::CodecError;
-use pitaya_core::error::codes;
-use pitaya_core::{PitayaError, SerializerError};
+use pitaya_protocol::codec::CodecError;
+use pitaya_protocol::error::codes;
+use pitaya_protocol::{PitayaError, SerializerError};
 use thiserror::Error;
 
 /// Everything that can go wrong talking to a Pitaya server.

@@ -21,5 +21,5 @@ pub use client::{
 };
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
-pub use pitaya_core::{PitayaError, SerializerKind};
+pub use pitaya_protocol::{PitayaError, SerializerKind};
 pub use tls::TlsConfig;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, ring};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -25,9 +26,8 @@ impl TlsConfig {
     /// ```
     pub fn from_ca_pem(pem: &[u8]) -> Result<Self> {
         let mut roots = RootCertStore::empty();
-        let mut reader = pem;
         let mut found = false;
-        for cert in rustls_pemfile::certs(&mut reader) {
+        for cert in CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|err| Error::Tls(format!("reading CA pem: {err}")))?;
             roots
                 .add(cert)
@@ -134,5 +134,66 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_error(result: Result<TlsConfig>) -> String {
+        match result {
+            Err(Error::Tls(message)) => message,
+            Err(other) => panic!("expected a TLS error, got {other:?}"),
+            Ok(_) => panic!("expected a TLS error, got a configuration"),
+        }
+    }
+
+    #[test]
+    fn ca_pem_needs_a_certificate() {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let key = generated.key_pair.serialize_pem();
+        assert_eq!(
+            tls_error(TlsConfig::from_ca_pem(b"")),
+            "no certificate in CA pem"
+        );
+        assert_eq!(
+            tls_error(TlsConfig::from_ca_pem(&[0xff, 0x00, 0x13])),
+            "no certificate in CA pem"
+        );
+        // A key but no certificate.
+        assert_eq!(
+            tls_error(TlsConfig::from_ca_pem(key.as_bytes())),
+            "no certificate in CA pem"
+        );
+    }
+
+    #[test]
+    fn ca_pem_reports_broken_sections() {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = generated.cert.pem();
+        let cut = &cert[..cert.len() / 2];
+        let message = tls_error(TlsConfig::from_ca_pem(cut.as_bytes()));
+        assert!(message.starts_with("reading CA pem: "), "{message}");
+        let bad = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        let message = tls_error(TlsConfig::from_ca_pem(bad.as_bytes()));
+        assert!(message.starts_with("reading CA pem: "), "{message}");
+        // Well-formed base64 that is no certificate.
+        let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let message = tls_error(TlsConfig::from_ca_pem(junk.as_bytes()));
+        assert!(message.starts_with("adding CA certificate: "), "{message}");
+    }
+
+    #[test]
+    fn ca_pem_takes_every_certificate_of_a_bundle() {
+        let first = rcgen::generate_simple_self_signed(vec!["a.test".into()]).unwrap();
+        let second = rcgen::generate_simple_self_signed(vec!["b.test".into()]).unwrap();
+        let bundle = format!(
+            "{}{}{}",
+            first.cert.pem(),
+            first.key_pair.serialize_pem(),
+            second.cert.pem()
+        );
+        assert!(TlsConfig::from_ca_pem(bundle.as_bytes()).is_ok());
     }
 }

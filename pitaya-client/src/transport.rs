@@ -7,7 +7,7 @@
 //! ```no_run
 //! # async fn run() -> pitaya_client::Result<()> {
 //! use pitaya_client::transport::{self, ConnectOptions};
-//! use pitaya_core::codec::HandshakeRequest;
+//! use pitaya_protocol::codec::HandshakeRequest;
 //!
 //! let endpoint = "tcp://127.0.0.1:3250".parse()?;
 //! let (mut writer, mut reader) = transport::connect(&endpoint, &ConnectOptions::default()).await?;
@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use pitaya_core::codec::{
+use pitaya_protocol::codec::{
     HEADER_LEN, HandshakeRequest, HandshakeResponse, MAX_PACKET_BODY, Packet, PacketCodec,
     PacketType,
 };

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt as _, StreamExt as _};
-use pitaya_core::codec::{
+use pitaya_protocol::codec::{
     HandshakeResponse, Message, MessageCodec, MessageType, Packet, PacketCodec, PacketType,
 };
-use pitaya_core::{PitayaError, Serializer as _, SerializerKind};
+use pitaya_protocol::{PitayaError, Serializer as _, SerializerKind};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;

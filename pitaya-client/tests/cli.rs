@@ -10,8 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{TestServer, bounded};
-use pitaya_core::codec::{HandshakeRequest, HandshakeResponse, Message, MessageType};
-use pitaya_core::{PitayaError, Serializer, SerializerKind};
+use pitaya_protocol::codec::{HandshakeRequest, HandshakeResponse, Message, MessageType};
+use pitaya_protocol::{PitayaError, Serializer, SerializerKind};
 use serde_json::json;
 
 /// Runs the CLI with `args`, feeding `stdin`.

@@ -11,11 +11,11 @@ use bytes::Bytes;
 use common::{ServerConn, TestServer, Transport, bounded, ok_json};
 use futures::StreamExt;
 use pitaya_client::{Client, Error, Event};
-use pitaya_core::codec::{
+use pitaya_protocol::codec::{
     HandshakeRequest, HandshakeResponse, Message, MessageType, Packet, PacketType,
 };
-use pitaya_core::error::codes;
-use pitaya_core::{PitayaError, Serializer, SerializerKind};
+use pitaya_protocol::error::codes;
+use pitaya_protocol::{PitayaError, Serializer, SerializerKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

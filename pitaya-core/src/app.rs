@@ -560,7 +560,7 @@ impl AppBuilder {
                     frontend,
                 );
                 me.metadata = setup.metadata;
-                me.validate()?;
+                me.validate().map_err(crate::cluster::ClusterError::from)?;
                 let parts = Arc::new(ClusterParts {
                     discovery: setup.discovery,
                     client: setup.client,

@@ -28,15 +28,14 @@
 //! assert_eq!(ServerInfo::from_json(server.to_json().as_bytes()).unwrap(), server);
 //! ```
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+pub use pitaya_protocol::go_duration;
+pub use pitaya_protocol::server_info::{InvalidServer, ServerInfo, local_hostname};
 use tokio::sync::broadcast;
 
 use crate::PitayaError;
@@ -48,152 +47,6 @@ pub type ClusterFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A boxed error from a transport or discovery backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A server's identity, as Go Pitaya's `cluster.Server`.
-///
-/// Its JSON form ([`to_json`](Self::to_json)) is the value stored in etcd:
-/// `{"id":..,"type":..,"metadata":{..},"frontend":..,"hostname":..}`, in
-/// that order, metadata keys sorted, `metadata` `{}` when empty, and `<`,
-/// `>`, `&`, U+2028 and U+2029 escaped as Go's `encoding/json` does.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ServerInfo {
-    /// Unique server ID (Go Pitaya uses a random UUIDv4). Must not contain `/`.
-    #[serde(default)]
-    pub id: String,
-    /// Server type, e.g. `connector` or `room`. Must not contain `/`.
-    #[serde(rename = "type", default)]
-    pub server_type: String,
-    /// Free-form metadata (`grpcHost`, `region`, ...).
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub metadata: BTreeMap<String, String>,
-    /// Whether clients connect to this server.
-    #[serde(default)]
-    pub frontend: bool,
-    /// The host name of the machine running the server.
-    #[serde(default)]
-    pub hostname: String,
-}
-
-impl ServerInfo {
-    /// A server with no metadata; the hostname is this machine's
-    /// ([`local_hostname`]).
-    pub fn new(id: impl Into<String>, server_type: impl Into<String>, frontend: bool) -> Self {
-        Self {
-            id: id.into(),
-            server_type: server_type.into(),
-            metadata: BTreeMap::new(),
-            frontend,
-            hostname: local_hostname(),
-        }
-    }
-
-    /// Adds a metadata entry.
-    #[must_use]
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
-        self
-    }
-
-    /// Replaces the hostname.
-    #[must_use]
-    pub fn with_hostname(mut self, hostname: impl Into<String>) -> Self {
-        self.hostname = hostname.into();
-        self
-    }
-
-    /// Checks the ID and type: both non-empty and without `/` (they are
-    /// segments of etcd keys and NATS subjects).
-    pub fn validate(&self) -> Result<(), ClusterError> {
-        for (what, value) in [("id", &self.id), ("type", &self.server_type)] {
-            if value.is_empty() {
-                return Err(ClusterError::InvalidServer(format!(
-                    "server {what} is empty"
-                )));
-            }
-            if value.contains('/') {
-                return Err(ClusterError::InvalidServer(format!(
-                    "server {what} {value:?} contains '/'"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// The JSON Go Pitaya writes for this server (see the type's docs).
-    pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(128);
-        let mut serializer = serde_json::Serializer::with_formatter(&mut out, GoJsonFormatter);
-        // A struct of strings, a bool and a string map always serializes.
-        if self.serialize(&mut serializer).is_err() {
-            return String::new();
-        }
-        String::from_utf8(out).unwrap_or_default()
-    }
-
-    /// Parses the JSON of a server. Unknown fields are ignored, missing ones
-    /// take their defaults and `"metadata":null` reads as empty, as in Go.
-    pub fn from_json(json: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(json)
-    }
-}
-
-impl fmt::Display for ServerInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.server_type, self.id)
-    }
-}
-
-fn null_as_empty<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
-    Ok(Option::<BTreeMap<String, String>>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-/// This machine's host name (Go's `os.Hostname()`), or `""` if unknown.
-///
-/// Read from `/proc/sys/kernel/hostname`, then `/etc/hostname`, then the
-/// `HOSTNAME` / `COMPUTERNAME` environment variables.
-pub fn local_hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .map(|name| name.trim().to_owned())
-        .chain(
-            ["HOSTNAME", "COMPUTERNAME"]
-                .iter()
-                .filter_map(|var| std::env::var(var).ok()),
-        )
-        .find(|name| !name.is_empty())
-        .unwrap_or_default()
-}
-
-/// serde_json's compact output plus the escapes Go's `encoding/json` adds
-/// inside strings (HTML characters and the JavaScript line separators).
-struct GoJsonFormatter;
-
-impl serde_json::ser::Formatter for GoJsonFormatter {
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        let mut start = 0;
-        for (at, c) in fragment.char_indices() {
-            let escaped = match c {
-                '<' => "\\u003c",
-                '>' => "\\u003e",
-                '&' => "\\u0026",
-                '\u{2028}' => "\\u2028",
-                '\u{2029}' => "\\u2029",
-                _ => continue,
-            };
-            writer.write_all(&fragment.as_bytes()[start..at])?;
-            writer.write_all(escaped.as_bytes())?;
-            start = at + c.len_utf8();
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
-    }
-}
 
 /// A change in the set of known servers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -326,6 +179,12 @@ impl ClusterError {
                 .with_metadata("peer.id", peer_id),
             _ => err,
         }
+    }
+}
+
+impl From<InvalidServer> for ClusterError {
+    fn from(err: InvalidServer) -> Self {
+        Self::InvalidServer(err.0)
     }
 }
 
@@ -494,167 +353,9 @@ impl fmt::Debug for UserSubscription {
     }
 }
 
-/// Go's `time.Duration` text form, used in `Request.metadata`
-/// (`"reqTimeout": "5s"`) and in error metadata.
-///
-/// ```
-/// use std::time::Duration;
-/// use pitaya_core::cluster::go_duration;
-///
-/// assert_eq!(go_duration::format(Duration::from_secs(90)), "1m30s");
-/// assert_eq!(go_duration::format(Duration::from_millis(1500)), "1.5s");
-/// assert_eq!(go_duration::parse("1h2m3.5s"), Some(Duration::from_millis(3_723_500)));
-/// ```
-pub mod go_duration {
-    use std::time::Duration;
-
-    /// Formats like Go's `Duration.String()`: `"0s"`, `"1.5µs"`,
-    /// `"250ms"`, `"5s"`, `"1m0s"`, `"2h3m4.5s"`.
-    pub fn format(duration: Duration) -> String {
-        let nanos = duration.as_nanos();
-        if nanos == 0 {
-            return "0s".to_owned();
-        }
-        if nanos < 1_000 {
-            return format!("{nanos}ns");
-        }
-        if nanos < 1_000_000 {
-            return format!("{}µs", fraction(nanos, 3));
-        }
-        if nanos < 1_000_000_000 {
-            return format!("{}ms", fraction(nanos, 6));
-        }
-        let seconds = fraction(nanos % 60_000_000_000, 9);
-        let minutes_total = nanos / 60_000_000_000;
-        if minutes_total == 0 {
-            return format!("{seconds}s");
-        }
-        let (hours, minutes) = (minutes_total / 60, minutes_total % 60);
-        if hours == 0 {
-            format!("{minutes}m{seconds}s")
-        } else {
-            format!("{hours}h{minutes}m{seconds}s")
-        }
-    }
-
-    /// `value / 10^digits` with its fractional part, trailing zeros removed.
-    fn fraction(value: u128, digits: u32) -> String {
-        let scale = 10u128.pow(digits);
-        let (whole, frac) = (value / scale, value % scale);
-        if frac == 0 {
-            return whole.to_string();
-        }
-        let frac = format!("{frac:0width$}", width = digits as usize);
-        format!("{whole}.{}", frac.trim_end_matches('0'))
-    }
-
-    /// Parses Go's duration syntax (`"300ms"`, `"1.5h"`, `"2h45m"`, `"0"`);
-    /// units `ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`, `h`. Negative
-    /// durations and garbage give `None`.
-    pub fn parse(text: &str) -> Option<Duration> {
-        let text = text.strip_prefix('+').unwrap_or(text);
-        if text == "0" {
-            return Some(Duration::ZERO);
-        }
-        if text.is_empty() {
-            return None;
-        }
-        let mut rest = text;
-        let mut total = 0f64;
-        while !rest.is_empty() {
-            let number_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(rest.len());
-            let number = &rest[..number_len];
-            if number.is_empty() || number == "." {
-                return None;
-            }
-            let value: f64 = number.parse().ok()?;
-            rest = &rest[number_len..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
-            let nanos_per_unit = match &rest[..unit_len] {
-                "ns" => 1.0,
-                "us" | "µs" | "μs" => 1e3,
-                "ms" => 1e6,
-                "s" => 1e9,
-                "m" => 60e9,
-                "h" => 3600e9,
-                _ => return None,
-            };
-            rest = &rest[unit_len..];
-            total += value * nanos_per_unit;
-        }
-        if !total.is_finite() || total >= 18_446_744_073_709_551_615.0 {
-            return None;
-        }
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "finite, non-negative and below u64::MAX"
-        )]
-        let nanos = total.round() as u64;
-        Some(Duration::from_nanos(nanos))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_json_golden() {
-        let server = ServerInfo::new("a1b2", "connector", true).with_hostname("pod-1");
-        assert_eq!(
-            server.to_json(),
-            r#"{"id":"a1b2","type":"connector","metadata":{},"frontend":true,"hostname":"pod-1"}"#
-        );
-        let server = ServerInfo::new("r1", "room", false)
-            .with_hostname("h")
-            .with_metadata("region", "eu")
-            .with_metadata("grpcHost", "10.0.0.1");
-        assert_eq!(
-            server.to_json(),
-            r#"{"id":"r1","type":"room","metadata":{"grpcHost":"10.0.0.1","region":"eu"},"frontend":false,"hostname":"h"}"#
-        );
-    }
-
-    #[test]
-    fn server_json_escapes_like_go() {
-        let server = ServerInfo::new("x", "t", false)
-            .with_hostname("a<b>&c\u{2028}\"é\n")
-            .with_metadata("k&", "v>");
-        assert_eq!(
-            server.to_json(),
-            r#"{"id":"x","type":"t","metadata":{"k\u0026":"v\u003e"},"frontend":false,"hostname":"a\u003cb\u003e\u0026c\u2028\"é\n"}"#
-        );
-        assert_eq!(
-            ServerInfo::from_json(server.to_json().as_bytes()).unwrap(),
-            server
-        );
-    }
-
-    #[test]
-    fn server_json_parses_go_variants() {
-        let parsed = ServerInfo::from_json(
-            br#"{"id":"i","type":"t","metadata":null,"frontend":true,"hostname":"h","extra":1}"#,
-        )
-        .unwrap();
-        assert_eq!(parsed, ServerInfo::new("i", "t", true).with_hostname("h"));
-        let sparse = ServerInfo::from_json(br#"{"id":"i","type":"t"}"#).unwrap();
-        assert!(!sparse.frontend && sparse.metadata.is_empty() && sparse.hostname.is_empty());
-        assert!(ServerInfo::from_json(b"not json").is_err());
-    }
-
-    #[test]
-    fn validate_rejects_slashes_and_empty() {
-        assert!(ServerInfo::new("a", "b", false).validate().is_ok());
-        assert!(ServerInfo::new("a/b", "t", false).validate().is_err());
-        assert!(ServerInfo::new("a", "t/x", false).validate().is_err());
-        assert!(ServerInfo::new("", "t", false).validate().is_err());
-        assert!(ServerInfo::new("a", "", false).validate().is_err());
-    }
 
     #[test]
     fn error_codes() {
@@ -692,39 +393,5 @@ mod tests {
             ClusterError::transport("down").to_string(),
             "rpc transport: down"
         );
-    }
-
-    #[test]
-    fn go_duration_format_matches_go() {
-        let cases = [
-            (Duration::ZERO, "0s"),
-            (Duration::from_nanos(1), "1ns"),
-            (Duration::from_nanos(1_100), "1.1µs"),
-            (Duration::from_micros(2_200), "2.2ms"),
-            (Duration::from_millis(250), "250ms"),
-            (Duration::from_secs(5), "5s"),
-            (Duration::from_millis(3_500), "3.5s"),
-            (Duration::from_secs(60), "1m0s"),
-            (Duration::from_secs(120), "2m0s"),
-            (Duration::from_secs(3600), "1h0m0s"),
-            (Duration::from_nanos(4_000_000_001), "4.000000001s"),
-            (Duration::from_secs(3600 * 5 + 61), "5h1m1s"),
-        ];
-        for (duration, text) in cases {
-            assert_eq!(go_duration::format(duration), text, "{duration:?}");
-            assert_eq!(go_duration::parse(text), Some(duration), "{text}");
-        }
-    }
-
-    #[test]
-    fn go_duration_parse_variants() {
-        assert_eq!(go_duration::parse("0"), Some(Duration::ZERO));
-        assert_eq!(go_duration::parse("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(go_duration::parse("2h45m"), Some(Duration::from_secs(9900)));
-        assert_eq!(go_duration::parse("10us"), Some(Duration::from_micros(10)));
-        assert_eq!(go_duration::parse("+3s"), Some(Duration::from_secs(3)));
-        for bad in ["", "5", "s", "-1s", "1x", "1.2.3s", ".s", "1s2"] {
-            assert_eq!(go_duration::parse(bad), None, "{bad}");
-        }
     }
 }

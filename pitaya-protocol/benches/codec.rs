@@ -3,9 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pitaya_core::codec::{Message, MessageCodec, Packet, PacketCodec};
+use pitaya_protocol::codec::{Message, MessageCodec, Packet, PacketCodec};
 use std::hint::black_box;
-use tokio_util::codec::Decoder;
 
 const REQUEST_BODY: &[u8] = br#"{"name":"player-1234","room":"lobby","level":17}"#;
 const PUSH_BODY: &[u8] =
@@ -84,7 +83,7 @@ fn bench_push(c: &mut Criterion) {
         });
     });
     let wire = Packet::new(
-        pitaya_core::codec::PacketType::Data,
+        pitaya_protocol::codec::PacketType::Data,
         plain.encode_to_bytes(&push).unwrap(),
     )
     .to_bytes()

@@ -6,7 +6,7 @@
 //! `omitempty` does.
 //!
 //! ```
-//! use pitaya_core::{PitayaError, Serializer, SerializerKind, error::codes};
+//! use pitaya_protocol::{PitayaError, Serializer, SerializerKind, error::codes};
 //!
 //! let err = PitayaError::new(codes::NOT_FOUND, "pitaya/handler: room.room.foo not found");
 //! let body = SerializerKind::Json.serialize(&err).unwrap();

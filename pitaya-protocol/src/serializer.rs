@@ -6,7 +6,7 @@
 //! are encoded as maps, so dynamic clients can read them).
 //!
 //! ```
-//! use pitaya_core::{Serializer, SerializerKind};
+//! use pitaya_protocol::{Serializer, SerializerKind};
 //!
 //! let json = SerializerKind::Json;
 //! let bytes = json.serialize(&serde_json::json!({"name": "a"})).unwrap();

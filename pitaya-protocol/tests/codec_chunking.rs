@@ -1,9 +1,11 @@
 //! Stream framing across read boundaries: a byte stream of several packets
 //! decodes to exactly those packets, in order and with nothing left over,
-//! however the reads split or merge it.
+//! however the reads split or merge it, through the `tokio_util` decoder
+//! (`decode` and `decode_eof`).
+#![cfg(feature = "tokio-codec")]
 
 use bytes::{Bytes, BytesMut};
-use pitaya_core::codec::{
+use pitaya_protocol::codec::{
     CodecError, HEADER_LEN, HandshakeRequest, HandshakeResponse, Message, MessageCodec, Packet,
     PacketCodec, PacketType, RouteDictionary,
 };

@@ -4,13 +4,12 @@
 //! limit.
 
 use bytes::{Bytes, BytesMut};
-use pitaya_core::codec::{
+use pitaya_protocol::codec::{
     CodecError, DEFAULT_MAX_INFLATE_RATIO, DEFAULT_MAX_INFLATED_LEN, HEADER_LEN, HandshakeRequest,
     HandshakeResponse, MAX_PACKET_BODY, Message, MessageCodec, MessageType, Packet, PacketCodec,
     RouteDictionary, compression,
 };
 use proptest::prelude::*;
-use tokio_util::codec::Decoder;
 
 // ---------------------------------------------------------------------------
 // Reference model of packet framing

@@ -13,9 +13,19 @@
 //! ```sh
 //! cargo run --release -p chat            # tcp://127.0.0.1:3250 and ws://127.0.0.1:3251
 //! ```
+//!
+//! With `--tls-cert` and `--tls-key` (PEM files), the same ports serve
+//! `tls://` and `wss://` instead:
+//!
+//! ```sh
+//! openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 -subj /CN=localhost
+//! cargo run --release -p chat -- --tls-cert cert.pem --tls-key key.pem
+//! ```
+
+use std::path::PathBuf;
 
 use clap::Parser;
-use pitaya::acceptors::{TcpAcceptor, WsAcceptor};
+use pitaya::acceptors::{TcpAcceptor, TlsConfig, WsAcceptor};
 
 use pitaya::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -131,6 +141,42 @@ struct Args {
     /// WebSocket listen address.
     #[arg(long, default_value = "127.0.0.1:3251", env = "CHAT_WS")]
     ws: String,
+    /// PEM certificate chain (leaf first): with --tls-key, serve `tls://`
+    /// and `wss://` instead of `tcp://` and `ws://`.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PITAYA_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PITAYA_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+}
+
+impl Args {
+    /// The TLS settings, when both --tls-cert and --tls-key are given
+    /// (clap refuses only one of them).
+    fn tls(&self) -> Result<Option<TlsConfig>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        TlsConfig::from_pem_files(cert, key)
+            .map(Some)
+            .map_err(|err| {
+                format!(
+                    "loading TLS certificate {} and key {}: {err}",
+                    cert.display(),
+                    key.display()
+                )
+            })
+    }
 }
 
 #[tokio::main]
@@ -141,9 +187,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let args = Args::parse();
+    let tls = args.tls()?;
+    let mut tcp = TcpAcceptor::bind(&args.tcp).await?;
+    let mut ws = WsAcceptor::bind(&args.ws).await?;
+    if let Some(tls) = tls {
+        tcp = tcp.with_tls(tls.clone());
+        ws = ws.with_tls(tls);
+    }
     let app = App::builder("chat")
-        .acceptor(TcpAcceptor::bind(&args.tcp).await?)
-        .acceptor(WsAcceptor::bind(&args.ws).await?)
+        .acceptor(tcp)
+        .acceptor(ws)
         .register(Room)
         .build()?;
     for url in app.urls() {

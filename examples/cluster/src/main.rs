@@ -26,11 +26,19 @@
 //! ```sh
 //! cargo run -p cluster -- --dev      # tcp://127.0.0.1:3250, ws://127.0.0.1:3251
 //! ```
+//!
+//! With `--tls-cert` and `--tls-key` (PEM files, both or neither), the
+//! connector serves `tls://` and `wss://` instead:
+//!
+//! ```sh
+//! cargo run -p cluster -- --dev --tls-cert cert.pem --tls-key key.pem
+//! ```
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand};
-use pitaya::acceptors::{TcpAcceptor, WsAcceptor};
+use pitaya::acceptors::{TcpAcceptor, TlsConfig, WsAcceptor};
 use pitaya::app::AppBuilder;
 use pitaya::cluster::{
     EtcdConfig, EtcdDiscovery, MemoryCluster, MemoryDiscovery, MemoryRpc, NatsConfig, NatsRpc,
@@ -194,6 +202,23 @@ struct Args {
     /// WebSocket listen address of the connector.
     #[arg(long, default_value = "127.0.0.1:3251")]
     ws: String,
+    /// PEM certificate chain (leaf first): with --tls-key, the connector
+    /// serves `tls://` and `wss://` instead of `tcp://` and `ws://`.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PITAYA_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PITAYA_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     /// Which server to run (without `--dev`).
     #[command(subcommand)]
     server: Option<Server>,
@@ -209,10 +234,33 @@ enum Server {
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The TLS settings, when both --tls-cert and --tls-key are given (clap
+/// refuses only one of them).
+fn tls(args: &Args) -> Result<Option<TlsConfig>, Error> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let tls = TlsConfig::from_pem_files(cert, key).map_err(|err| {
+        format!(
+            "loading TLS certificate {} and key {}: {err}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    Ok(Some(tls))
+}
+
 async fn connector(args: &Args) -> Result<AppBuilder, Error> {
+    let tls = tls(args)?;
+    let mut tcp = TcpAcceptor::bind(&args.tcp).await?;
+    let mut ws = WsAcceptor::bind(&args.ws).await?;
+    if let Some(tls) = tls {
+        tcp = tcp.with_tls(tls.clone());
+        ws = ws.with_tls(tls);
+    }
     Ok(App::builder("connector")
-        .acceptor(TcpAcceptor::bind(&args.tcp).await?)
-        .acceptor(WsAcceptor::bind(&args.ws).await?)
+        .acceptor(tcp)
+        .acceptor(ws)
         .register(Lobby))
 }
 

@@ -32,15 +32,24 @@
 //!   cargo run --release -p echo -- --mode dev --tcp 127.0.0.1:3250
 //!   ```
 //!
+//! `--tls-cert` and `--tls-key` (PEM files, both or neither) make the
+//! acceptors of the standalone, frontend and dev modes serve `tls://` and
+//! `wss://` instead of `tcp://` and `ws://`:
+//!
+//! ```sh
+//! cargo run --release -p echo -- --ws 127.0.0.1:3251 --tls-cert cert.pem --tls-key key.pem
+//! ```
+//!
 //! `--threads`, `--heartbeat` and `--compression` apply in every mode;
 //! `--nats-buffer` sets the backend's (and frontend's) NATS subscription
 //! buffer, beyond which requests are dropped as a slow consumer.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use pitaya::acceptors::{TcpAcceptor, WsAcceptor};
+use pitaya::acceptors::{TcpAcceptor, TlsConfig, WsAcceptor};
 use pitaya::app::AppBuilder;
 use pitaya::cluster::{
     EtcdConfig, EtcdDiscovery, MemoryCluster, MemoryDiscovery, MemoryRpc, NatsConfig, NatsRpc,
@@ -97,6 +106,24 @@ struct Args {
     /// Optional WebSocket listen address (standalone, frontend, dev).
     #[arg(long)]
     ws: Option<String>,
+    /// PEM certificate chain (leaf first): with --tls-key, serve `tls://`
+    /// and `wss://` instead of `tcp://` and `ws://` (standalone, frontend,
+    /// dev).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PITAYA_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PITAYA_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     /// etcd endpoint (frontend, backend).
     #[arg(long, default_value = "http://127.0.0.1:2379", env = "PITAYA_ETCD")]
     etcd: String,
@@ -154,11 +181,36 @@ fn configured(builder: AppBuilder, args: &Args) -> AppBuilder {
         .compression(args.compression)
 }
 
-/// Adds the TCP (and WebSocket, if asked) acceptors.
+/// The TLS settings, when both --tls-cert and --tls-key are given (clap
+/// refuses only one of them).
+fn tls(args: &Args) -> Result<Option<TlsConfig>, Error> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let tls = TlsConfig::from_pem_files(cert, key).map_err(|err| {
+        format!(
+            "loading TLS certificate {} and key {}: {err}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    Ok(Some(tls))
+}
+
+/// Adds the TCP (and WebSocket, if asked) acceptors, over TLS if asked.
 async fn with_acceptors(builder: AppBuilder, args: &Args) -> Result<AppBuilder, Error> {
-    let mut builder = builder.acceptor(TcpAcceptor::bind(&args.tcp).await?);
+    let tls = tls(args)?;
+    let mut tcp = TcpAcceptor::bind(&args.tcp).await?;
+    if let Some(tls) = &tls {
+        tcp = tcp.with_tls(tls.clone());
+    }
+    let mut builder = builder.acceptor(tcp);
     if let Some(ws) = &args.ws {
-        builder = builder.acceptor(WsAcceptor::bind(ws).await?);
+        let mut ws = WsAcceptor::bind(ws).await?;
+        if let Some(tls) = tls {
+            ws = ws.with_tls(tls);
+        }
+        builder = builder.acceptor(ws);
     }
     Ok(builder)
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt as _, SinkExt as _, StreamExt as _};
-use pitaya_core::codec::{
+use pitaya_protocol::codec::{
     CodecError, HEADER_LEN, HandshakeRequest, MAX_PACKET_BODY, Message, MessageCodec, MessageType,
     Packet, PacketCodec, PacketType,
 };
@@ -20,7 +20,6 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Interval, MissedTickBehavior, timeout};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_util::codec::Decoder as _;
 use tracing::debug;
 
 /// A heartbeat packet.

@@ -1,7 +1,7 @@
 //! `raw-echo`: the "physical limit" reference for load tests.
 //!
 //! A minimal Pitaya-protocol echo server written straight on
-//! [`pitaya_core::codec`], with no framework in between: every request is
+//! [`pitaya_protocol::codec`], with no framework in between: every request is
 //! answered with a response carrying the same id and the same body. The load
 //! generator runs against it to measure the best req/s this machine can do.
 //!
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
-use pitaya_core::codec::{HandshakeResponse, MessageCodec, Packet, PacketType};
+use pitaya_protocol::codec::{HandshakeResponse, MessageCodec, Packet, PacketType};
 use tokio::net::{TcpListener, TcpSocket};
 use tracing::{info, warn};
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
-use pitaya_core::codec::{MessageCodec, MessageType};
+use pitaya_protocol::codec::{MessageCodec, MessageType};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Handshake reply with the default 30 s heartbeat.

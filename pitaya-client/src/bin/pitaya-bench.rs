@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use clap::Parser;
 use pitaya_client::TlsConfig;
 use pitaya_client::transport::ConnectOptions;
-use pitaya_core::codec::{ClientSys, HandshakeRequest};
+use pitaya_protocol::codec::{ClientSys, HandshakeRequest};
 use tokio::sync::Semaphore;
 
 use crate::bench::args::{Args, Config};

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use pitaya_core::SerializerKind;
-use pitaya_core::codec::{ClientSys, HandshakeRequest, MessageCodec, RouteDictionary};
+use pitaya_protocol::SerializerKind;
+use pitaya_protocol::codec::{ClientSys, HandshakeRequest, MessageCodec, RouteDictionary};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};

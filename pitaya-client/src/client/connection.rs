@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use pitaya_core::codec::{Message, MessageCodec, MessageType, Packet, PacketType};
+use pitaya_protocol::codec::{Message, MessageCodec, MessageType, Packet, PacketType};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;

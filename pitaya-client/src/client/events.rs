@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::Stream;
-use pitaya_core::{Serializer, SerializerKind};
+use pitaya_protocol::{Serializer, SerializerKind};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,7 +44,7 @@ impl Event {
     ///
     /// ```
     /// use pitaya_client::Event;
-    /// use pitaya_core::SerializerKind;
+    /// use pitaya_protocol::SerializerKind;
     ///
     /// # fn check(event: Event) {
     /// if let Some(Ok(text)) = event.decode::<serde_json::Value>(SerializerKind::Json) {

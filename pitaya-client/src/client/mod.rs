@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pitaya_core::codec::{HandshakeResponse, Message, MessageCodec};
-use pitaya_core::{PitayaError, Serializer, SerializerKind};
+use pitaya_protocol::codec::{HandshakeResponse, Message, MessageCodec};
+use pitaya_protocol::{PitayaError, Serializer, SerializerKind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;

@@ -1,5 +1,5 @@
 //! A scripted fake Pitaya server for the client and CLI tests, written with
-//! the pitaya-core codec: each test accepts a connection and plays its
+//! the pitaya-protocol codec: each test accepts a connection and plays its
 //! part packet by packet.
 #![allow(dead_code, unreachable_pub)]
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use pitaya_client::TlsConfig;
-use pitaya_core::codec::{
+use pitaya_protocol::codec::{
     HandshakeResponse, Message, MessageCodec, Packet, PacketCodec, PacketType, RouteDictionary,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};

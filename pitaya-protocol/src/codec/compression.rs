@@ -63,7 +63,7 @@ pub fn inflate(input: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
 /// a refused stream costs at most the limit, never its full expansion.
 ///
 /// ```
-/// use pitaya_core::codec::{CodecError, compression};
+/// use pitaya_protocol::codec::{CodecError, compression};
 ///
 /// let bomb = compression::deflate(&vec![0u8; 1 << 20]); // ~1 KiB
 /// assert!(matches!(

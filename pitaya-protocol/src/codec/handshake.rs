@@ -31,7 +31,7 @@ const MAX_HANDSHAKE_LEN: usize = 1 << 20;
 /// [`user_map`](Self::user_map).
 ///
 /// ```
-/// use pitaya_core::codec::HandshakeRequest;
+/// use pitaya_protocol::codec::HandshakeRequest;
 ///
 /// let hs = HandshakeRequest::decode(br#"{"sys":{"platform":"mac","clientBuildNumber":20},"user":{"age":30}}"#).unwrap();
 /// assert_eq!(hs.sys.platform, "mac");
@@ -158,7 +158,7 @@ impl HandshakeRequest {
     /// Parses the `user` block into `T` (`None` without one).
     ///
     /// ```
-    /// use pitaya_core::codec::HandshakeRequest;
+    /// use pitaya_protocol::codec::HandshakeRequest;
     ///
     /// #[derive(serde::Deserialize)]
     /// struct Login { token: String }
@@ -214,7 +214,7 @@ fn not_an_object(what: &str) -> CodecError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use pitaya_core::codec::HandshakeResponse;
+/// use pitaya_protocol::codec::HandshakeResponse;
 ///
 /// let ok = HandshakeResponse::ok(Duration::from_secs(30), Default::default(), "json");
 /// assert_eq!(

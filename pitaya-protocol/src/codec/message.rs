@@ -141,7 +141,7 @@ impl Message {
 /// allocate without limit.
 ///
 /// ```
-/// use pitaya_core::codec::{Message, MessageCodec, RouteDictionary};
+/// use pitaya_protocol::codec::{Message, MessageCodec, RouteDictionary};
 ///
 /// let dict = RouteDictionary::new([("room.room.join", 3)]).unwrap();
 /// let codec = MessageCodec::default().with_dictionary(dict);

@@ -5,6 +5,7 @@
 //! message, which must hold exactly one packet.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+#[cfg(feature = "tokio-codec")]
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::CodecError;
@@ -173,8 +174,7 @@ fn parse_header(src: &[u8]) -> Result<(PacketType, usize), CodecError> {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use pitaya_core::codec::{Packet, PacketCodec, PacketType};
-/// use tokio_util::codec::Decoder;
+/// use pitaya_protocol::codec::{Packet, PacketCodec, PacketType};
 ///
 /// let mut codec = PacketCodec::new();
 /// // A heartbeat and half of a handshake ack arrive in one read.
@@ -224,11 +224,11 @@ impl Default for PacketCodec {
     }
 }
 
-impl Decoder for PacketCodec {
-    type Item = Packet;
-    type Error = CodecError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
+impl PacketCodec {
+    /// The next whole packet at the front of `src`, taken out of it; `None`
+    /// until one has fully arrived. A header with an invalid type or a body
+    /// over the maximum is an error as soon as its 4 bytes are there.
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
         if src.len() < HEADER_LEN {
             return Ok(None);
         }
@@ -251,6 +251,20 @@ impl Decoder for PacketCodec {
     }
 }
 
+/// [`PacketCodec`] as a `tokio_util` decoder, for `FramedRead` and friends.
+#[cfg(feature = "tokio-codec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-codec")))]
+impl Decoder for PacketCodec {
+    type Item = Packet;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, CodecError> {
+        PacketCodec::decode(self, src)
+    }
+}
+
+#[cfg(feature = "tokio-codec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-codec")))]
 impl Encoder<Packet> for PacketCodec {
     type Error = CodecError;
 
@@ -259,6 +273,8 @@ impl Encoder<Packet> for PacketCodec {
     }
 }
 
+#[cfg(feature = "tokio-codec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-codec")))]
 impl Encoder<&Packet> for PacketCodec {
     type Error = CodecError;
 

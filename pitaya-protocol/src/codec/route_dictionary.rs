@@ -28,7 +28,7 @@ pub enum RouteDictionaryError {
 /// value owned by an app or a client (cheap to clone), never a global.
 ///
 /// ```
-/// use pitaya_core::codec::RouteDictionary;
+/// use pitaya_protocol::codec::RouteDictionary;
 ///
 /// let dict = RouteDictionary::from_routes(["room.room.join", "onMessage"]).unwrap();
 /// assert_eq!(dict.code("onMessage"), Some(2));

@@ -9,7 +9,7 @@
 //! Encoding and decoding go through [`prost::Message`]:
 //!
 //! ```
-//! use pitaya_core::protos::{self, prost::Message};
+//! use pitaya_protocol::protos::{self, prost::Message};
 //!
 //! let session = protos::Session { id: 1, uid: "u1".into(), data: "{}".into() };
 //! let bytes = session.encode_to_vec();

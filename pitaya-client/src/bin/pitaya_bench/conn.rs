@@ -17,9 +17,9 @@ use bytes::{Bytes, BytesMut};
 use futures::FutureExt as _;
 use pitaya_client::transport::{self, ConnectOptions, PacketReader, PacketWriter};
 use pitaya_client::{Endpoint, Result as ClientResult};
-use pitaya_core::SerializerKind;
-use pitaya_core::codec::{HandshakeRequest, MessageCodec, Packet, PacketType, RouteDictionary};
-use pitaya_core::error::codes;
+use pitaya_protocol::SerializerKind;
+use pitaya_protocol::codec::{HandshakeRequest, MessageCodec, Packet, PacketType, RouteDictionary};
+use pitaya_protocol::error::codes;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::MissedTickBehavior;
 

@@ -3,12 +3,12 @@
 //! far enough to find their id (error responses are decoded in full).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use pitaya_core::codec::{
+use pitaya_protocol::codec::{
     HEADER_LEN, MAX_PACKET_BODY, Message, MessageCodec, MessageType, PacketType, RouteDictionary,
     varint,
 };
-use pitaya_core::error::codes;
-use pitaya_core::{PitayaError, Serializer, SerializerKind};
+use pitaya_protocol::error::codes;
+use pitaya_protocol::{PitayaError, Serializer, SerializerKind};
 
 /// The request body, as the user gave it.
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use pitaya_client::{Error, SerializerKind};
-use pitaya_core::{Serializer, SerializerError};
+use pitaya_protocol::{Serializer, SerializerError};
 use serde_json::Value;
 
 /// The body to send for `value` (an empty body when there is none).

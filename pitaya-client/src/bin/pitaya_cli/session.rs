@@ -7,7 +7,7 @@ use std::time::Duration;
 use pitaya_client::{
     Client, Endpoint, Error, Event, Events, SerializerKind, TlsConfig, default_handshake,
 };
-use pitaya_core::codec::HandshakeRequest;
+use pitaya_protocol::codec::HandshakeRequest;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -116,14 +116,14 @@ impl PushHub {
                 if state.ended {
                     return Err(format!(
                         "error {}: connection closed while waiting for a push on {route}",
-                        pitaya_core::error::codes::CLIENT_CLOSED_REQUEST
+                        pitaya_protocol::error::codes::CLIENT_CLOSED_REQUEST
                     ));
                 }
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 return Err(format!(
                     "error {}: no push on {route} within {timeout:?}",
-                    pitaya_core::error::codes::CLIENT_TIMEOUT
+                    pitaya_protocol::error::codes::CLIENT_TIMEOUT
                 ));
             }
         }
