@@ -15,7 +15,7 @@ declare -A packages=(
     [cc]=gcc
     [c++]=g++                    # libFuzzer, built by the fuzz targets (scripts/fuzz.sh)
     [pkg-config]=pkg-config
-    [protoc]=protobuf-compiler   # etcd-client's build script
+    [protoc]=protobuf-compiler   # etcd-client's build script (pitaya-cluster's `etcd` feature)
 )
 missing=()
 for cmd in "${!packages[@]}"; do

@@ -21,6 +21,7 @@ use crate::registry::Registry;
 
 /// Settings of an [`EtcdDiscovery`], with Go Pitaya's defaults
 /// (`pitaya.cluster.sd.etcd.*`).
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct EtcdConfig {
@@ -117,6 +118,7 @@ impl EtcdConfig {
 ///   Pitaya stops the app then).
 /// - [`stop`](ServiceDiscovery::stop) revokes the lease, so the key
 ///   disappears for every watcher at once.
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
 #[derive(Clone)]
 pub struct EtcdDiscovery {
     inner: Arc<Inner>,

@@ -4,8 +4,13 @@
 //!
 //! | role (trait in [`pitaya_core::cluster`]) | networked | in process |
 //! |---|---|---|
-//! | [`ServiceDiscovery`] | [`EtcdDiscovery`] | [`MemoryDiscovery`] |
-//! | [`RpcClient`] + [`RpcServer`] | [`NatsRpc`] | [`MemoryRpc`] |
+//! | [`ServiceDiscovery`] | [`EtcdDiscovery`] (feature `etcd`) | [`MemoryDiscovery`] |
+//! | [`RpcClient`] + [`RpcServer`] | [`NatsRpc`] (feature `nats`) | [`MemoryRpc`] |
+//!
+//! Both features are on by default. The in-process implementations are
+//! always there: `default-features = false` builds neither etcd-client (nor
+//! its gRPC stack, whose build script needs `protoc`) nor async-nats, and
+//! `features = ["nats"]` alone is RPC over NATS without etcd-client.
 //!
 //! What goes on the wire (all of it Go Pitaya's):
 //!
@@ -29,16 +34,34 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+#![cfg_attr(feature = "etcd", doc = "[`EtcdDiscovery`]: crate::EtcdDiscovery")]
+#![cfg_attr(
+    not(feature = "etcd"),
+    doc = "[`EtcdDiscovery`]: https://docs.rs/pitaya-cluster/latest/pitaya_cluster/struct.EtcdDiscovery.html"
+)]
+#![cfg_attr(feature = "nats", doc = "[`NatsRpc`]: crate::NatsRpc")]
+#![cfg_attr(
+    not(feature = "nats"),
+    doc = "[`NatsRpc`]: https://docs.rs/pitaya-cluster/latest/pitaya_cluster/struct.NatsRpc.html"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "etcd")]
 mod etcd;
 mod memory;
+#[cfg(feature = "nats")]
 mod nats;
 mod registry;
 mod serve;
 pub mod subjects;
 
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
 pub use etcd::{EtcdConfig, EtcdDiscovery};
 pub use memory::{MemoryCluster, MemoryDiscovery, MemoryRpc, MemoryRpcConfig};
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use nats::{NatsConfig, NatsRpc};
 pub use pitaya_core::cluster::{
     ClusterError, DiscoveryEvent, Inbound, RpcClient, RpcServer, ServerInfo, ServiceDiscovery,

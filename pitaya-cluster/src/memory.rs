@@ -215,11 +215,17 @@ impl Default for MemoryRpcConfig {
 }
 
 /// [`RpcClient`] and [`RpcServer`] over a [`MemoryCluster`], with the
-/// semantics of [`NatsRpc`](crate::NatsRpc): requests to a server that is
+/// semantics of [`NatsRpc`]: requests to a server that is
 /// not started fail with [`ClusterError::NoResponders`], slow ones with
 /// [`ClusterError::Timeout`], a request without `msg` is dropped (the caller
 /// times out), pushes and kicks reach every subscription of the uid, bind
 /// broadcasts every started server of the type.
+///
+#[cfg_attr(feature = "nats", doc = "[`NatsRpc`]: crate::NatsRpc")]
+#[cfg_attr(
+    not(feature = "nats"),
+    doc = "[`NatsRpc`]: https://docs.rs/pitaya-cluster/latest/pitaya_cluster/struct.NatsRpc.html"
+)]
 pub struct MemoryRpc {
     cluster: MemoryCluster,
     me: Arc<ServerInfo>,

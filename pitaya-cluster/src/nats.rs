@@ -27,6 +27,7 @@ use crate::subjects;
 
 /// Settings of a [`NatsRpc`], with Go Pitaya's defaults
 /// (`pitaya.cluster.rpc.{client,server}.nats.*`).
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct NatsConfig {
@@ -106,6 +107,7 @@ impl NatsConfig {
 /// The server decodes each request, drops malformed ones (undecodable or
 /// without `msg`) with a warning, copies the reply subject into
 /// `msg.reply`, and runs up to [`NatsConfig::services`] handlers at once.
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub struct NatsRpc {
     config: NatsConfig,
     me: Arc<ServerInfo>,

@@ -1,7 +1,10 @@
 //! A discovery's local view of the cluster: servers by ID and by type, the
-//! type blacklist, and the event channel.
+//! type blacklist, and the event channel. `contains`, `upsert` and `retain`
+//! are what etcd's watch and resync need (feature `etcd`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+#[cfg(any(feature = "etcd", test))]
+use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use pitaya_core::cluster::{DiscoveryEvent, ServerInfo};
@@ -51,6 +54,7 @@ impl Registry {
         !self.blacklist.iter().any(|t| t == server_type) || self.is_me(id)
     }
 
+    #[cfg(feature = "etcd")]
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.read().by_id.contains_key(id)
     }
@@ -85,6 +89,7 @@ impl Registry {
     /// newer one (a server that registered again: a restarted process, a
     /// renewed lease). A replacement emits no event: the server was known.
     /// Routing treats a new registration as a server worth trying again.
+    #[cfg(any(feature = "etcd", test))]
     pub(crate) fn upsert(&self, server: Arc<ServerInfo>) {
         if self.add(server.clone()) || !self.accepts(&server.server_type, &server.id) {
             return;
@@ -126,6 +131,7 @@ impl Registry {
     }
 
     /// Removes every server whose ID is not in `keep`.
+    #[cfg(any(feature = "etcd", test))]
     pub(crate) fn retain(&self, keep: &HashSet<String>) {
         let stale: Vec<String> = self
             .read()

@@ -1,7 +1,8 @@
 //! `EtcdDiscovery` against a real etcd: the one of `scripts/cluster-deps.sh`
 //! (`PITAYA_TEST_ETCD`), and etcd processes started here for the restart
-//! scenarios. Compiled with `--features real-cluster-tests` only.
-#![cfg(feature = "real-cluster-tests")]
+//! scenarios. Compiled with `--features real-cluster-tests` only
+//! (which implies `etcd`).
+#![cfg(all(feature = "real-cluster-tests", feature = "etcd"))]
 
 mod support;
 

@@ -1,7 +1,8 @@
 //! `NatsRpc` against a real NATS: the one of `scripts/cluster-deps.sh`
 //! (`PITAYA_TEST_NATS`), and a nats-server started here for the restart
-//! scenario. Compiled with `--features real-cluster-tests` only.
-#![cfg(feature = "real-cluster-tests")]
+//! scenario. Compiled with `--features real-cluster-tests` only
+//! (which implies `nats`).
+#![cfg(all(feature = "real-cluster-tests", feature = "nats"))]
 
 mod support;
 

@@ -13,7 +13,9 @@ pub use pitaya_core::{
 
 #[cfg(feature = "acceptors")]
 pub use pitaya_acceptors as acceptors;
-#[cfg(feature = "cluster")]
+// Feature `cluster` (memory + etcd + NATS), or part of it: `cluster-memory`,
+// `cluster-etcd`, `cluster-nats`.
+#[cfg(feature = "cluster-memory")]
 pub use pitaya_cluster as cluster;
 #[cfg(feature = "macros")]
 pub use pitaya_macros::{component, handler, remote};
