@@ -28,7 +28,7 @@ mkdir -p "$out"
 deps_dir="$PWD/$out/cluster-deps"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --locked -q -p raw-echo -p echo -p pitaya-client --bins
+cargo build --release --locked -q -p raw-echo -p echo -p pitaya-tools --bins
 bin=target/release
 
 pids=()

@@ -17,7 +17,7 @@ out="bench-results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --locked -q -p raw-echo -p echo -p pitaya-client --bins
+cargo build --release --locked -q -p raw-echo -p echo -p pitaya-tools --bins
 bin=target/release
 
 pids=()

@@ -6,7 +6,8 @@
 //!   heartbeats, JSON or MessagePack, route compression.
 //!
 //! The `pitaya-cli` REPL and the `pitaya-bench` load generator are built on
-//! this crate (feature `tools`, on by default).
+//! this crate; they live in the `pitaya-tools` crate, so a library user
+//! compiles none of their dependencies.
 #![deny(missing_docs)]
 
 mod client;

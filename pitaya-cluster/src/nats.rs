@@ -1,7 +1,5 @@
 //! RPC over NATS, as Go Pitaya's `NatsRPCClient` / `NatsRPCServer`.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -462,12 +460,7 @@ async fn connect(
 /// A random duration in `[0, max]`.
 fn random_up_to(max: Duration) -> Duration {
     let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-    if nanos == 0 {
-        return Duration::ZERO;
-    }
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(nanos);
-    Duration::from_nanos(hasher.finish() % (nanos + 1))
+    Duration::from_nanos(fastrand::u64(..=nanos))
 }
 
 /// Answers requests until stopped, then drains what is buffered.

@@ -6,8 +6,6 @@ mod nuid;
 mod unreachable;
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,19 +48,14 @@ pub(crate) struct ClusterParts {
     pub(crate) unreachable: unreachable::Unreachable,
 }
 
-/// A random `u64` from std's randomly keyed hasher (no extra crate).
+/// A random `u64` (fastrand: a per-thread generator seeded at random).
 pub(crate) fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.finish()
+    fastrand::u64(..)
 }
 
-/// A random UUID v4 in its usual text form.
+/// A random UUID v4 in its usual text form, as Go Pitaya's server IDs.
 pub(crate) fn uuid_v4() -> String {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&random_u64().to_le_bytes());
-    bytes[8..].copy_from_slice(&random_u64().to_le_bytes());
+    let mut bytes = fastrand::u128(..).to_le_bytes();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -80,8 +73,7 @@ fn pick_random(servers: &[Arc<ServerInfo>]) -> Option<Arc<ServerInfo>> {
     if servers.is_empty() {
         return None;
     }
-    let index = usize::try_from(random_u64() % servers.len() as u64).unwrap_or(0);
-    servers.get(index).cloned()
+    servers.get(fastrand::usize(..servers.len())).cloned()
 }
 
 fn now_nanos() -> i64 {
@@ -454,7 +446,10 @@ pub(crate) async fn on_frontend_bind(cluster: &ClusterParts, session: &Session) 
         return;
     };
     match cluster.server.subscribe_user(&uid).await {
-        Ok(subscription) => session.on_close(move |_| drop(subscription)),
+        Ok(subscription) => {
+            // A frontend session: registering cannot fail.
+            let _ = session.on_close(move |_| drop(subscription));
+        }
         Err(err) => tracing::warn!(%uid, error = %err, "cannot subscribe the uid's pushes"),
     }
     if cluster.unique {

@@ -47,6 +47,11 @@ pub enum GroupError {
     /// The push could not be encoded.
     #[error("push: {0}")]
     Encode(String),
+    /// `add` of a backend's view of a session: these groups hold the
+    /// sessions connected to this server, and a backend is not told when a
+    /// forwarded session closes, so its member would never leave.
+    #[error("groups of this server hold only sessions connected to it, not a backend's view")]
+    BackendSession,
 }
 
 impl From<GroupError> for PitayaError {
@@ -55,7 +60,7 @@ impl From<GroupError> for PitayaError {
             GroupError::NotFound(_) | GroupError::MemberNotFound { .. } => {
                 crate::error::codes::NOT_FOUND
             }
-            GroupError::Encode(_) => crate::error::codes::INTERNAL,
+            GroupError::Encode(_) | GroupError::BackendSession => crate::error::codes::INTERNAL,
             _ => crate::error::codes::BAD_REQUEST,
         };
         PitayaError::new(code, err.to_string())
@@ -124,6 +129,9 @@ impl Groups {
     /// Adds the session's uid to the group; it leaves when the session closes.
     pub fn add(&self, name: &str, session: &Session) -> Result<(), GroupError> {
         let uid = session.uid().ok_or(GroupError::Unbound)?.to_owned();
+        if session.is_backend() {
+            return Err(GroupError::BackendSession);
+        }
         {
             let mut groups = lock(&self.inner.groups);
             let members = groups
@@ -138,7 +146,8 @@ impl Groups {
         }
         let registry = Arc::downgrade(&self.inner);
         let group = name.to_owned();
-        session.on_close(move |_| {
+        // Not a backend view (checked above): registering cannot fail.
+        let _ = session.on_close(move |_| {
             if let Some(inner) = registry.upgrade()
                 && let Some(members) = lock(&inner.groups).get_mut(&group)
             {

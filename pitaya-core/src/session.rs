@@ -39,6 +39,11 @@ pub enum SessionError {
     /// An encoded push did not fit the protocol.
     #[error("push: {0}")]
     Encode(String),
+    /// `on_close` on a backend's view of a session: the connection lives on
+    /// the frontend, which does not tell backends when it closes (Go's
+    /// `ErrOnCloseBackend`).
+    #[error("on_close is not supported on a backend session: the connection lives on its frontend")]
+    OnCloseBackend,
 }
 
 impl From<SessionError> for PitayaError {
@@ -303,7 +308,7 @@ impl Session {
     }
 
     /// Records the client's handshake (done by the agent).
-    pub fn set_handshake(&self, handshake: HandshakeRequest) {
+    pub(crate) fn set_handshake(&self, handshake: HandshakeRequest) {
         let _ = self.inner.handshake.set(Arc::new(handshake));
     }
 
@@ -487,7 +492,7 @@ impl Session {
     /// Queues an encoded packet (header included) for this client; the
     /// same bytes can be queued on many sessions (broadcasts encode once).
     /// A client whose queue is full is disconnected.
-    pub fn send_encoded(&self, frame: Bytes) -> Result<(), SessionError> {
+    pub(crate) fn send_encoded(&self, frame: Bytes) -> Result<(), SessionError> {
         if self.is_closed() {
             return Err(SessionError::Closed);
         }
@@ -551,20 +556,28 @@ impl Session {
 
     /// Runs `callback` when the session closes (immediately if it already is).
     ///
-    /// A backend view of a session (see [`is_backend`](Self::is_backend))
-    /// never closes: the connection lives on the frontend, so the callback
-    /// does not run there (Go returns `ErrOnCloseBackend`).
-    pub fn on_close(&self, callback: impl FnOnce(&Session) + Send + 'static) {
+    /// On a backend's view of a session (see [`is_backend`](Self::is_backend))
+    /// this fails with [`SessionError::OnCloseBackend`], as Go's
+    /// `ErrOnCloseBackend`: the connection lives on the frontend, and the
+    /// callback would never run.
+    pub fn on_close(
+        &self,
+        callback: impl FnOnce(&Session) + Send + 'static,
+    ) -> Result<(), SessionError> {
+        if self.is_backend() {
+            return Err(SessionError::OnCloseBackend);
+        }
         if self.is_closed() {
             callback(self);
-            return;
+            return Ok(());
         }
         lock(&self.inner.on_close).push(Box::new(callback));
+        Ok(())
     }
 
     /// Takes the queued packets for the writer, and whether to close after
     /// writing them. Used by the agent.
-    pub fn take_outgoing(&self, into: &mut VecDeque<Bytes>) -> bool {
+    pub(crate) fn take_outgoing(&self, into: &mut VecDeque<Bytes>) -> bool {
         let mut outbox = lock(&self.inner.outbox);
         into.append(&mut outbox.queue);
         if outbox.queue.capacity() > 16 {
@@ -575,18 +588,18 @@ impl Session {
 
     /// Wakes the connection's agent so it re-checks its state (used by the
     /// app at shutdown).
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.inner.wake.notify_one();
     }
 
     /// Waits until something is queued for the writer. Used by the agent.
-    pub async fn outgoing_ready(&self) {
+    pub(crate) async fn outgoing_ready(&self) {
         self.inner.wake.notified().await;
     }
 
     /// Marks the session closed, unregisters it and runs the close
     /// callbacks. Called once by the agent when the connection ends.
-    pub fn mark_closed(&self) {
+    pub(crate) fn mark_closed(&self) {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -89,6 +89,24 @@ impl Room {
 
     /// The server id and the OS process id, to tell a restarted server
     /// from the one before.
+    /// What a backend gets when it asks to be told of the session's close
+    /// and when it puts the session in one of its groups: both must be
+    /// errors until backends are told of closes, never a silent no-op.
+    #[handler]
+    async fn watch(&self, session: &Session, app: &AppHandle) -> Result<Value, PitayaError> {
+        let on_close = session.on_close(|_| {}).map_err(|err| err.to_string());
+        let _ = app.groups().create("watchers");
+        let group = app
+            .groups()
+            .add("watchers", session)
+            .map_err(|err| err.to_string());
+        Ok(json!({
+            "backend": session.is_backend(),
+            "on_close": on_close.err(),
+            "group": group.err(),
+        }))
+    }
+
     #[handler]
     async fn pid(&self) -> Result<Value, PitayaError> {
         Ok(json!({"server": self.id, "pid": std::process::id()}))

@@ -65,6 +65,23 @@ async fn core_scenarios(plane: Plane) {
         reply,
         json!({"server": "room-1", "uid": "ana", "room": "room-1"})
     );
+    // A backend cannot (yet) learn of the session's close: asking is an
+    // error, as Go's ErrOnCloseBackend, and so is a group membership that
+    // could never end.
+    let reply: Value = client.request("room.room.watch", &json!({})).await.unwrap();
+    assert_eq!(reply["backend"], true);
+    assert!(
+        reply["on_close"]
+            .as_str()
+            .is_some_and(|err| err.contains("not supported on a backend")),
+        "{reply}"
+    );
+    assert!(
+        reply["group"]
+            .as_str()
+            .is_some_and(|err| err.contains("not a backend's view")),
+        "{reply}"
+    );
 
     // Errors keep their code, message and metadata.
     let err = client

@@ -100,7 +100,7 @@ impl Room {
                     .groups()
                     .broadcast(ROOM, "onUserLeft", &UserEvent { name });
             }
-        });
+        })?;
         Ok(JoinResponse {
             code: 0,
             members: groups.members(ROOM)?,
