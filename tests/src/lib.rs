@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 pub mod cluster;
+pub mod example_process;
 pub mod hostile;
 pub mod node;
 pub mod processes;

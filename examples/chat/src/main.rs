@@ -26,8 +26,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use pitaya::acceptors::{TcpAcceptor, TlsConfig, WsAcceptor};
-
 use pitaya::prelude::*;
+use pitaya::{tokio, tracing, tracing_subscriber};
 use serde::{Deserialize, Serialize};
 
 /// The one room everybody joins.
