@@ -212,7 +212,7 @@ fn harness() -> &'static Harness {
         let slot = Arc::new(Mutex::new(None));
         let app = App::builder("room")
             .frontend(false)
-            .cluster(
+            .cluster_parts(
                 Arc::new(Discovery {
                     events: broadcast::channel(16).0,
                 }),

@@ -33,9 +33,9 @@ mod tls;
 pub mod wrapper;
 mod ws;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+pub use pitaya_tls::Error as TlsError;
 pub use rate_limit::{
     DEFAULT_RATE_INTERVAL, DEFAULT_RATE_LIMIT, RateLimitPolicy, RateLimited, RateLimitedConn,
     RateLimitedRaw,
@@ -65,21 +65,12 @@ pub const DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A certificate or key file could not be read.
-    #[error("reading {}: {source}", path.display())]
-    ReadFile {
-        /// The file.
-        path: PathBuf,
-        /// Why reading failed.
-        source: std::io::Error,
-    },
-    /// A PEM input holds no (or no valid) certificate or key.
-    #[error("invalid pem: {0}")]
-    Pem(String),
-    /// rustls refused the configuration (e.g. a key that does not match
-    /// the certificate).
-    #[error("tls configuration: {0}")]
-    Tls(String),
+    /// The TLS certificate or key could not be loaded: a file that cannot
+    /// be read, a PEM input without (or with a broken) certificate or key,
+    /// or a configuration rustls refuses (e.g. a key that does not match
+    /// the certificate). [`TlsError`] tells which.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -25,9 +25,14 @@ pub enum Error {
     /// A socket error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-    /// TLS configuration or handshake failure.
+    /// TLS handshake failure (or a host that is no valid TLS server name).
     #[error("tls: {0}")]
     Tls(String),
+    /// TLS settings could not be built: a CA bundle without certificate,
+    /// a broken PEM section, a certificate rustls cannot trust, ...
+    /// [`TlsError`](crate::tls::TlsError) tells which.
+    #[error("tls: {0}")]
+    TlsSettings(#[from] pitaya_tls::Error),
     /// WebSocket protocol failure.
     #[error("websocket: {0}")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),

@@ -3,7 +3,8 @@
 //! - [`transport`]: whole packets over TCP, TLS, WebSocket and WebSocket
 //!   over TLS, plus the handshake,
 //! - [`Client`]: requests with timeouts, notifies, pushes, kicks, automatic
-//!   heartbeats, JSON or MessagePack, route compression.
+//!   heartbeats, JSON, MessagePack or protobuf (prost messages, through the
+//!   re-exported [`prost`]), route compression.
 //!
 //! The `pitaya-cli` REPL and the `pitaya-bench` load generator are built on
 //! this crate; they live in the `pitaya-tools` crate, so a library user
@@ -22,5 +23,10 @@ pub use client::{
 };
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
+/// The prost version the protobuf API ([`Client::request_message`],
+/// [`Client::decode_message`]) takes messages of; derive with
+/// `#[derive(prost::Message)]` and `#[prost(prost_path = "::pitaya_client::prost")]`
+/// to need no prost dependency of your own.
+pub use pitaya_protocol::protos::prost;
 pub use pitaya_protocol::{PitayaError, SerializerKind};
 pub use tls::TlsConfig;

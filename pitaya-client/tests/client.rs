@@ -270,6 +270,168 @@ async fn follows_a_msgpack_server_and_explicit_setting_wins() {
     .await;
 }
 
+/// Prost messages, with the prost the client re-exports (no prost
+/// dependency of our own).
+#[derive(Clone, PartialEq, pitaya_client::prost::Message)]
+#[prost(prost_path = "::pitaya_client::prost")]
+struct JoinMsg {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(uint32, tag = "2")]
+    level: u32,
+}
+
+#[derive(Clone, PartialEq, pitaya_client::prost::Message)]
+#[prost(prost_path = "::pitaya_client::prost")]
+struct JoinedMsg {
+    #[prost(string, repeated, tag = "1")]
+    players: Vec<String>,
+}
+
+#[tokio::test]
+async fn follows_a_protobuf_server_with_prost_messages_and_protobuf_errors() {
+    bounded(async {
+        let server = TestServer::tcp().await;
+        let endpoint = server.endpoint();
+        let task = serve(server, |mut conn| async move {
+            conn.handshake(&HandshakeResponse::ok(
+                Duration::ZERO,
+                BTreeMap::new(),
+                "protobuf",
+            ))
+            .await;
+            // JoinMsg { name: "ana", level: 3 }.
+            let message = conn.recv_message().await;
+            assert_eq!(message.kind, MessageType::Request);
+            assert_eq!(&message.body[..], b"\x0a\x03ana\x10\x03");
+            // JoinedMsg { players: ["ana", "bob"] }.
+            conn.reply(message.id, &b"\x0a\x03ana\x0a\x03bob"[..]).await;
+
+            // protos.Error { code: "RH-001", msg: "full", metadata: {room: 7} }
+            // as Go's proto.Marshal writes it.
+            let message = conn.recv_message().await;
+            let body = b"\x0a\x06RH-001\x12\x04full\x1a\x09\x0a\x04room\x12\x017";
+            conn.send_message(&Message::error_response(message.id, &body[..]))
+                .await;
+
+            // A notify, then a push answering it.
+            let message = conn.recv_message().await;
+            assert_eq!(message.kind, MessageType::Notify);
+            assert_eq!(message.route, "room.room.say");
+            assert_eq!(&message.body[..], b"\x0a\x02hi");
+            conn.send_message(&Message::push("onJoined", &b"\x0a\x02hi"[..]))
+                .await;
+
+            // An undecodable error payload keeps its text.
+            let message = conn.recv_message().await;
+            conn.send_message(&Message::error_response(
+                message.id,
+                &b"\xff not protobuf"[..],
+            ))
+            .await;
+            conn.wait_closed().await;
+        })
+        .await;
+
+        let (client, mut events) = Client::connect(&endpoint).await.unwrap();
+        assert_eq!(client.serializer(), SerializerKind::Protobuf);
+        assert_eq!(events.serializer(), SerializerKind::Protobuf);
+        let join = JoinMsg {
+            name: "ana".into(),
+            level: 3,
+        };
+        let joined: JoinedMsg = client
+            .request_message("room.room.join", &join)
+            .await
+            .unwrap();
+        assert_eq!(joined.players, ["ana", "bob"]);
+
+        let err = client
+            .request_message::<_, JoinedMsg>("room.room.join", &join)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.server_error(),
+            Some(&PitayaError::new("RH-001", "full").with_metadata("room", "7"))
+        );
+        assert_eq!(err.code(), "RH-001");
+
+        // serde values cannot go over protobuf: refused before sending.
+        let err = client
+            .request::<_, Joined>("room.room.join", &ana())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Serializer(_)), "{err:?}");
+        assert!(err.to_string().contains("encode_message"), "{err}");
+        assert!(client.notify("room.room.say", &json!({})).await.is_err());
+
+        client
+            .notify_message(
+                "room.room.say",
+                &JoinMsg {
+                    name: "hi".into(),
+                    level: 0,
+                },
+            )
+            .await
+            .unwrap();
+        let event = events.next().await.unwrap();
+        let pushed: JoinMsg = event
+            .decode_message(SerializerKind::Protobuf)
+            .unwrap()
+            .unwrap();
+        assert_eq!(pushed.name, "hi");
+        let Event::Push { route, body } = event else {
+            panic!("expected a push");
+        };
+        assert_eq!(route, "onJoined");
+        assert_eq!(events.decode_message::<JoinMsg>(&body).unwrap(), pushed);
+        assert_eq!(client.decode_message::<JoinMsg>(&body).unwrap(), pushed);
+        assert!(events.decode::<serde_json::Value>(&body).is_err());
+
+        let err = client
+            .request_raw("room.room.join", &b""[..])
+            .await
+            .unwrap_err();
+        let server = err.server_error().unwrap();
+        assert_eq!(server.code, "");
+        assert_eq!(server.msg, String::from_utf8_lossy(b"\xff not protobuf"));
+        client.close().await;
+        task.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn prost_messages_are_refused_on_a_json_session() {
+    bounded(async {
+        let server = TestServer::tcp().await;
+        let endpoint = server.endpoint();
+        let task = serve(server, |mut conn| async move {
+            conn.handshake_json().await;
+            conn.wait_closed().await;
+        })
+        .await;
+        let (client, events) = Client::connect(&endpoint).await.unwrap();
+        let err = client
+            .request_message::<_, JoinedMsg>("room.room.join", &JoinMsg::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Serializer(_)), "{err:?}");
+        assert!(
+            client
+                .notify_message("room.room.say", &JoinMsg::default())
+                .await
+                .is_err()
+        );
+        assert!(client.decode_message::<JoinMsg>(b"").is_err());
+        assert!(events.decode_message::<JoinMsg>(b"").is_err());
+        client.close().await;
+        task.await.unwrap();
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn error_responses_become_server_errors() {
     bounded(async {

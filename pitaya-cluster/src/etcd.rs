@@ -182,10 +182,15 @@ impl EtcdDiscovery {
     /// this server after losing its lease.
     pub async fn failed(&self) -> String {
         let mut failed = self.inner.failed.subscribe();
-        match failed.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_default(),
+        // The guard of the watched value must not live across an await.
+        let reason = match failed.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
             // The sender lives in `inner`, which `self` keeps alive.
-            Err(_) => std::future::pending().await,
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
         }
     }
 

@@ -52,6 +52,7 @@ mod etcd;
 mod memory;
 #[cfg(feature = "nats")]
 mod nats;
+mod plane;
 mod registry;
 mod serve;
 pub mod subjects;
@@ -68,6 +69,7 @@ pub use pitaya_core::cluster::{
     UserSubscription,
 };
 pub use pitaya_core::protos;
+pub use plane::Cluster;
 
 /// This crate's error: the cluster plane's [`ClusterError`].
 pub type Error = ClusterError;

@@ -17,15 +17,15 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
 use crate::PitayaError;
+use crate::SerializerKind;
 use crate::acceptor::{ConnError, PlayerConn};
-use crate::app::{DispatchMode, ServerCore};
 use crate::codec::{CodecError, HandshakeRequest, Message, MessageType, Packet, PacketType};
-use crate::context::Context;
-use crate::dispatch::parse_route;
+use crate::config::DispatchMode;
+use crate::dispatcher::{self, ClientMessage};
 use crate::error::codes;
-use crate::handler::{HandlerFuture, HandlerKind, HandlerResult, Request};
+use crate::handler::{HandlerFuture, HandlerResult};
+use crate::server::ServerCore;
 use crate::session::Session;
-use crate::{Serializer, SerializerKind};
 
 /// Write buffers above this are released when the connection goes idle.
 const IDLE_BUFFER_KEEP: usize = 1024;
@@ -73,14 +73,6 @@ enum State {
     Start,
     Handshaken,
     Working,
-}
-
-/// Where a client message goes.
-enum Dispatch {
-    /// A handler of this server.
-    Local(crate::dispatch::Route),
-    /// A server of another type, through the cluster.
-    Forward(Arc<crate::clustered::ClusterParts>, String),
 }
 
 struct InFlight {
@@ -395,26 +387,15 @@ impl<C: PlayerConn> Agent<C> {
                 return Err(Close::Protocol("response or push message from a client"));
             }
         }
-        let id = message.id;
-        let future: HandlerFuture = match self.find_route(&message.route, kind) {
-            Ok(Dispatch::Local(route)) => {
-                let context = Context::new(message.route);
-                let request = Request::from_client(self.session.clone(), context, message.body)
-                    .with_app(self.core.handle())
-                    .with_offload(self.offload);
-                let core = self.core.clone();
-                let span = tracing::debug_span!("request", route = %route.name, id);
-                Box::pin(async move { route.call(&core.pipelines, request).await }.instrument(span))
-            }
-            Ok(Dispatch::Forward(cluster, server_type)) => crate::clustered::forward(
-                cluster,
-                self.session.clone(),
-                &server_type,
-                message.route,
-                id,
-                kind,
-                message.body,
-            ),
+        let (id, kind) = (message.id, message.kind);
+        let message = ClientMessage {
+            route: message.route,
+            id,
+            kind,
+            body: message.body,
+        };
+        let future = match dispatcher::start(&self.core, &self.session, message, self.offload) {
+            Ok(future) => future,
             Err(err) => {
                 self.respond(id, kind, Err(err));
                 return Ok(());
@@ -437,43 +418,6 @@ impl<C: PlayerConn> Agent<C> {
             }
         }
         Ok(())
-    }
-
-    fn find_route(&self, route: &str, kind: MessageType) -> Result<Dispatch, PitayaError> {
-        let parts = parse_route(route)?;
-        let not_found = || {
-            PitayaError::new(
-                codes::NOT_FOUND,
-                format!("pitaya/handler: {route} not found"),
-            )
-        };
-        if let Some(server_type) = parts.server_type
-            && server_type != self.core.config.server_type
-        {
-            return match self.core.handle_ref().cluster() {
-                Some(cluster) => Ok(Dispatch::Forward(cluster.clone(), server_type.to_owned())),
-                None => Err(not_found()),
-            };
-        }
-        let handler = self
-            .core
-            .routes
-            .handler(parts.local)
-            .ok_or_else(not_found)?;
-        match (kind, handler.kind) {
-            (MessageType::Request, HandlerKind::Notify) => Err(PitayaError::new(
-                codes::BAD_REQUEST,
-                format!("tried to request a notify route {route}"),
-            )),
-            (MessageType::Notify, HandlerKind::Request) => {
-                tracing::warn!(
-                    route,
-                    "notify sent to a request route: the reply is discarded"
-                );
-                Ok(Dispatch::Local(handler.clone()))
-            }
-            _ => Ok(Dispatch::Local(handler.clone())),
-        }
     }
 
     /// Moves packets queued for this session (pushes, a kick) into the
@@ -575,12 +519,10 @@ fn encode_reply(
     }
 }
 
+/// An error response: `err` as the session's serializer encodes error
+/// payloads (`protos.Error` in protobuf, a `{"code","msg"}` map otherwise).
 fn error_message(serializer: SerializerKind, id: u64, err: &PitayaError) -> Message {
-    let body = serializer
-        .serialize(err)
-        .or_else(|_| SerializerKind::Json.serialize(err))
-        .unwrap_or_default();
-    Message::error_response(id, body)
+    Message::error_response(id, err.encode(serializer))
 }
 
 fn append_packet(out: &mut BytesMut, packet: &Packet) {

@@ -194,6 +194,101 @@ impl From<ClusterError> for PitayaError {
     }
 }
 
+/// A cluster a server joins, as one value: what builds its discovery and
+/// RPC for the server's identity when the app starts.
+///
+/// `pitaya-cluster` provides the usual ones (`Cluster::etcd_nats` for etcd
+/// and NATS, `Cluster::memory` for the in-process cluster); give one to
+/// [`AppBuilder::cluster`](crate::app::AppBuilder::cluster). The app
+/// derives its identity once ([`ServerInfo`]: id, type, frontend flag,
+/// metadata, hostname) and hands it to [`connect`](Self::connect).
+pub trait ClusterPlane: Send + Sync + 'static {
+    /// What the plane is, for logs (e.g. `"etcd + nats"`).
+    fn describe(&self) -> String;
+
+    /// Connects the parts for the server `me`; nothing is registered yet
+    /// (the app starts the RPC server, then registers with discovery).
+    fn connect(
+        &self,
+        me: Arc<ServerInfo>,
+    ) -> ClusterFuture<'_, Result<ClusterConnection, ClusterError>>;
+}
+
+/// The connected parts of a [`ClusterPlane`] for one server.
+pub struct ClusterConnection {
+    /// Service discovery.
+    pub discovery: Arc<dyn ServiceDiscovery>,
+    /// The client side of RPC.
+    pub client: Arc<dyn RpcClient>,
+    /// The server side of RPC, built for the same identity.
+    pub server: Arc<dyn RpcServer>,
+    /// Resolves, with the reason, once a part is lost for good (the etcd
+    /// lease cannot be renewed, NATS gave up reconnecting): the app then
+    /// reports not-ready and shuts down after its grace period, as Go
+    /// Pitaya's die channel does. A plane that cannot be lost never
+    /// resolves it.
+    pub lost: ClusterFuture<'static, String>,
+}
+
+impl ClusterConnection {
+    /// Connected parts that are never lost.
+    pub fn new(
+        discovery: Arc<dyn ServiceDiscovery>,
+        client: Arc<dyn RpcClient>,
+        server: Arc<dyn RpcServer>,
+    ) -> Self {
+        Self {
+            discovery,
+            client,
+            server,
+            lost: Box::pin(std::future::pending()),
+        }
+    }
+
+    /// The same parts, lost when `lost` resolves.
+    #[must_use]
+    pub fn lost_when(mut self, lost: impl Future<Output = String> + Send + 'static) -> Self {
+        self.lost = Box::pin(lost);
+        self
+    }
+}
+
+impl fmt::Debug for ClusterConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConnection").finish_non_exhaustive()
+    }
+}
+
+/// Parts built by hand, given to a [`ClusterPlane`] as they are: what
+/// [`AppBuilder::cluster_parts`](crate::app::AppBuilder::cluster_parts)
+/// uses. The RPC server must have been built for the app's identity.
+pub struct FixedParts {
+    /// Service discovery.
+    pub discovery: Arc<dyn ServiceDiscovery>,
+    /// The client side of RPC.
+    pub client: Arc<dyn RpcClient>,
+    /// The server side of RPC.
+    pub server: Arc<dyn RpcServer>,
+}
+
+impl ClusterPlane for FixedParts {
+    fn describe(&self) -> String {
+        "parts built by hand".into()
+    }
+
+    fn connect(
+        &self,
+        _me: Arc<ServerInfo>,
+    ) -> ClusterFuture<'_, Result<ClusterConnection, ClusterError>> {
+        let connection = ClusterConnection::new(
+            self.discovery.clone(),
+            self.client.clone(),
+            self.server.clone(),
+        );
+        Box::pin(async move { Ok(connection) })
+    }
+}
+
 /// Finds servers and announces this one.
 ///
 /// A discovery keeps a local view of the cluster, so the lookups are

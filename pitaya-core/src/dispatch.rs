@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
-use crate::PitayaError;
 use crate::error::codes;
-use crate::handler::{Component, HandlerFuture, HandlerKind, HandlerMeta, HandlerResult, Request};
+use crate::handler::{
+    Component, HandlerFuture, HandlerKind, HandlerMeta, HandlerResult, PayloadFormat, Request,
+};
 use crate::pipeline::Pipelines;
+use crate::{PitayaError, SerializerKind};
 
 /// A registered handler or remote, with its component bound in.
 #[derive(Clone)]
@@ -23,6 +25,10 @@ pub struct Route {
     pub kind: HandlerKind,
     /// Argument and result type names.
     pub meta: HandlerMeta,
+    /// What the payload and the reply are, from the component's
+    /// [`Component::PAYLOAD`]; always [`PayloadFormat::Any`] for remotes,
+    /// which carry protobuf whatever the app's serializer.
+    pub payload: PayloadFormat,
     call: Arc<dyn Fn(Request) -> HandlerFuture + Send + Sync>,
 }
 
@@ -32,6 +38,7 @@ impl std::fmt::Debug for Route {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("meta", &self.meta)
+            .field("payload", &self.payload)
             .finish_non_exhaustive()
     }
 }
@@ -40,6 +47,39 @@ impl std::fmt::Debug for Route {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("route {0} is registered twice")]
 pub struct DuplicateRoute(pub String);
+
+/// A client handler that cannot work with the app's serializer: a protobuf
+/// component (`#[component(serializer = "protobuf")]`) on a JSON or
+/// MessagePack app, or a serde component on a protobuf app.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "component {component:?} (route {route}) takes {payload} payloads, which need {expects}, but the app's serializer is {serializer}: {hint}",
+    expects = payload.expects(),
+    hint = self.hint()
+)]
+pub struct SerializerMismatch {
+    /// The component's name.
+    pub component: String,
+    /// The first mismatched route, `component.method`.
+    pub route: String,
+    /// What the component's handlers take and return.
+    pub payload: PayloadFormat,
+    /// The app's serializer.
+    pub serializer: SerializerKind,
+}
+
+impl SerializerMismatch {
+    fn hint(&self) -> &'static str {
+        match self.payload {
+            PayloadFormat::Protobuf => {
+                "serve it with `.serializer(SerializerKind::Protobuf)`, or drop `serializer = \"protobuf\"` and take serde types"
+            }
+            _ => {
+                "declare it `#[component(serializer = \"protobuf\")]` with prost messages, or serve it with a json or msgpack serializer"
+            }
+        }
+    }
+}
 
 /// Every handler and remote of a server, by `component.method`.
 #[derive(Clone, Debug, Default)]
@@ -67,10 +107,15 @@ impl RouteTable {
             }
             let component = component.clone();
             let call = entry.call;
+            let payload = match entry.kind {
+                HandlerKind::Remote => PayloadFormat::Any,
+                HandlerKind::Request | HandlerKind::Notify => C::PAYLOAD,
+            };
             let route = Route {
                 name: Arc::from(name.as_str()),
                 kind: entry.kind,
                 meta: entry.meta,
+                payload,
                 call: Arc::new(move |request| call(component.clone(), request)),
             };
             table.insert(name.into_boxed_str(), route);
@@ -96,6 +141,35 @@ impl RouteTable {
     /// All remotes.
     pub fn remotes(&self) -> impl Iterator<Item = &Route> {
         self.remotes.values()
+    }
+
+    /// Checks that every client handler works with `serializer`: a
+    /// [`PayloadFormat::Protobuf`] component needs
+    /// [`SerializerKind::Protobuf`], a [`PayloadFormat::Serde`] one JSON or
+    /// MessagePack, and [`PayloadFormat::Any`] fits all. Remotes always fit
+    /// (they carry protobuf whatever the serializer).
+    ///
+    /// # Errors
+    /// The mismatched route first in name order, naming its component.
+    pub fn check_serializer(&self, serializer: SerializerKind) -> Result<(), SerializerMismatch> {
+        let mismatch = self
+            .handlers
+            .values()
+            .filter(|route| !route.payload.fits(serializer))
+            .min_by(|a, b| a.name.cmp(&b.name));
+        match mismatch {
+            None => Ok(()),
+            Some(route) => Err(SerializerMismatch {
+                component: route
+                    .name
+                    .split_once('.')
+                    .map_or(&*route.name, |(component, _)| component)
+                    .to_owned(),
+                route: route.name.to_string(),
+                payload: route.payload,
+                serializer,
+            }),
+        }
     }
 }
 
@@ -171,6 +245,147 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handler::RouteEntry;
+
+    fn no_call<C>(_: Arc<C>, _: Request) -> HandlerFuture {
+        Box::pin(async { Ok(None) })
+    }
+
+    const META: HandlerMeta = HandlerMeta {
+        input: None,
+        output: None,
+    };
+
+    /// A hand-written component: `PAYLOAD` keeps its default.
+    struct Lobby;
+    impl Component for Lobby {
+        const NAME: &'static str = "lobby";
+        const ROUTES: &'static [RouteEntry<Self>] = &[RouteEntry {
+            method: "join",
+            kind: HandlerKind::Request,
+            call: no_call::<Self>,
+            meta: META,
+        }];
+    }
+
+    struct Proto;
+    impl Component for Proto {
+        const NAME: &'static str = "proto";
+        const ROUTES: &'static [RouteEntry<Self>] = &[
+            RouteEntry {
+                method: "b",
+                kind: HandlerKind::Request,
+                call: no_call::<Self>,
+                meta: META,
+            },
+            RouteEntry {
+                method: "a",
+                kind: HandlerKind::Notify,
+                call: no_call::<Self>,
+                meta: META,
+            },
+        ];
+        const PAYLOAD: PayloadFormat = PayloadFormat::Protobuf;
+    }
+
+    struct Raw;
+    impl Component for Raw {
+        const NAME: &'static str = "raw";
+        const ROUTES: &'static [RouteEntry<Self>] = &[RouteEntry {
+            method: "echo",
+            kind: HandlerKind::Request,
+            call: no_call::<Self>,
+            meta: META,
+        }];
+        const PAYLOAD: PayloadFormat = PayloadFormat::Any;
+    }
+
+    /// Only remotes, declared serde: remotes are protobuf anyway.
+    struct Remotes;
+    impl Component for Remotes {
+        const NAME: &'static str = "remotes";
+        const ROUTES: &'static [RouteEntry<Self>] = &[RouteEntry {
+            method: "count",
+            kind: HandlerKind::Remote,
+            call: no_call::<Self>,
+            meta: META,
+        }];
+    }
+
+    #[test]
+    fn routes_record_the_payload_format() {
+        let mut table = RouteTable::default();
+        table.register(Lobby).unwrap();
+        table.register(Proto).unwrap();
+        table.register(Remotes).unwrap();
+        assert_eq!(Lobby::PAYLOAD, PayloadFormat::Serde, "the default");
+        assert_eq!(
+            table.handler("lobby.join").unwrap().payload,
+            PayloadFormat::Serde
+        );
+        assert_eq!(
+            table.handler("proto.a").unwrap().payload,
+            PayloadFormat::Protobuf
+        );
+        assert_eq!(
+            table.remote("remotes.count").unwrap().payload,
+            PayloadFormat::Any
+        );
+    }
+
+    #[test]
+    fn check_serializer_pairs_components_and_serializers() {
+        let all = [
+            SerializerKind::Json,
+            SerializerKind::MessagePack,
+            SerializerKind::Protobuf,
+        ];
+        let mut any = RouteTable::default();
+        any.register(Raw).unwrap();
+        any.register(Remotes).unwrap();
+        for kind in all {
+            assert_eq!(any.check_serializer(kind), Ok(()), "{kind}");
+        }
+
+        let mut proto = any.clone();
+        proto.register(Proto).unwrap();
+        assert_eq!(proto.check_serializer(SerializerKind::Protobuf), Ok(()));
+        for kind in [SerializerKind::Json, SerializerKind::MessagePack] {
+            let err = proto.check_serializer(kind).unwrap_err();
+            assert_eq!(
+                err,
+                SerializerMismatch {
+                    component: "proto".into(),
+                    route: "proto.a".into(),
+                    payload: PayloadFormat::Protobuf,
+                    serializer: kind,
+                }
+            );
+        }
+        let err = proto.check_serializer(SerializerKind::Json).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "component \"proto\" (route proto.a) takes protobuf payloads, which need protobuf, \
+             but the app's serializer is json: serve it with `.serializer(SerializerKind::Protobuf)`, \
+             or drop `serializer = \"protobuf\"` and take serde types"
+        );
+
+        let mut serde = any;
+        serde.register(Lobby).unwrap();
+        assert_eq!(serde.check_serializer(SerializerKind::Json), Ok(()));
+        assert_eq!(serde.check_serializer(SerializerKind::MessagePack), Ok(()));
+        let err = serde
+            .check_serializer(SerializerKind::Protobuf)
+            .unwrap_err();
+        assert_eq!(err.route, "lobby.join");
+        assert_eq!(err.component, "lobby");
+        assert_eq!(
+            err.to_string(),
+            "component \"lobby\" (route lobby.join) takes serde payloads, which need json or msgpack, \
+             but the app's serializer is protobuf: declare it `#[component(serializer = \"protobuf\")]` \
+             with prost messages, or serve it with a json or msgpack serializer"
+        );
+    }
 
     #[test]
     fn routes_parse_like_pitaya() {

@@ -1,19 +1,18 @@
-//! Groups: named sets of users (by uid) to broadcast to, kept in memory.
+//! Groups: named sets of users (by uid) to push to, kept in memory.
 //!
 //! A member is a bound session's uid; a member leaves its groups when its
-//! session closes. A broadcast encodes the push once and queues the same
-//! bytes on every member's session.
+//! session closes. Push to a group with
+//! [`AppHandle::push`](crate::handle::AppHandle::push) and
+//! [`Audience::group`](crate::push::Audience::group): the push is encoded
+//! once and the same bytes are queued on every member's session.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
-use serde::Serialize;
 use thiserror::Error;
 
-use crate::codec::MessageCodec;
-use crate::session::{Session, SessionHub, encode_push};
-use crate::{PitayaError, Serializer};
+use crate::PitayaError;
+use crate::session::Session;
 
 /// Why a group operation failed (Pitaya's group errors).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -44,9 +43,6 @@ pub enum GroupError {
     /// The session has no uid to be a member with.
     #[error("the session is not bound to a uid")]
     Unbound,
-    /// The push could not be encoded.
-    #[error("push: {0}")]
-    Encode(String),
     /// `add` of a backend's view of a session: these groups hold the
     /// sessions connected to this server, and a backend is not told when a
     /// forwarded session closes, so its member would never leave.
@@ -60,7 +56,7 @@ impl From<GroupError> for PitayaError {
             GroupError::NotFound(_) | GroupError::MemberNotFound { .. } => {
                 crate::error::codes::NOT_FOUND
             }
-            GroupError::Encode(_) | GroupError::BackendSession => crate::error::codes::INTERNAL,
+            GroupError::BackendSession => crate::error::codes::INTERNAL,
             _ => crate::error::codes::BAD_REQUEST,
         };
         PitayaError::new(code, err.to_string())
@@ -75,22 +71,20 @@ impl From<GroupError> for PitayaError {
 /// use pitaya_core::{SerializerKind, codec::MessageCodec};
 ///
 /// let hub = SessionHub::new(MessageCodec::default(), SerializerKind::Json, 16, true);
-/// let groups = Groups::new(hub.clone());
+/// let groups = Groups::new();
 /// let session = hub.create(None);
 /// session.bind("ana").unwrap();
 /// groups.create("lobby").unwrap();
 /// groups.add("lobby", &session).unwrap();
 /// assert_eq!(groups.members("lobby").unwrap(), vec!["ana".to_string()]);
-/// assert_eq!(groups.broadcast("lobby", "onMessage", &"hi").unwrap(), 1);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Groups {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Inner {
-    hub: Arc<SessionHub>,
     groups: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
@@ -101,14 +95,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Groups {
-    /// A registry whose members are sessions of `hub`.
-    pub fn new(hub: Arc<SessionHub>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                hub,
-                groups: Mutex::new(HashMap::new()),
-            }),
-        }
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Creates an empty group.
@@ -211,35 +200,5 @@ impl Groups {
             .remove(name)
             .map(drop)
             .ok_or_else(|| GroupError::NotFound(name.to_owned()))
-    }
-
-    /// Pushes `value` on `route` to every member connected to this server;
-    /// returns how many sessions it was queued on.
-    pub fn broadcast<T: Serialize + ?Sized>(
-        &self,
-        name: &str,
-        route: &str,
-        value: &T,
-    ) -> Result<usize, GroupError> {
-        let body = self
-            .inner
-            .hub
-            .serializer()
-            .serialize(value)
-            .map_err(|err| GroupError::Encode(err.to_string()))?;
-        self.broadcast_raw(name, route, Bytes::from(body))
-    }
-
-    /// Pushes an already serialized body to every member.
-    pub fn broadcast_raw(&self, name: &str, route: &str, body: Bytes) -> Result<usize, GroupError> {
-        let codec: &MessageCodec = self.inner.hub.codec();
-        let frame =
-            encode_push(codec, route, body).map_err(|err| GroupError::Encode(err.to_string()))?;
-        let members = self.members(name)?;
-        Ok(members
-            .iter()
-            .filter_map(|uid| self.inner.hub.by_uid(uid))
-            .filter(|session| session.send_encoded(frame.clone()).is_ok())
-            .count())
     }
 }

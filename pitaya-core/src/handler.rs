@@ -15,9 +15,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::app::AppHandle;
 use crate::context::Context;
 use crate::error::codes;
+use crate::handle::AppHandle;
 use crate::remote::RemoteMessage;
 use crate::session::Session;
 use crate::{PitayaError, Serializer, SerializerKind};
@@ -89,7 +89,98 @@ pub trait Component: Send + Sync + Sized + 'static {
 
     /// Every handler and remote of the component.
     const ROUTES: &'static [RouteEntry<Self>];
+
+    /// What its client handlers' payloads and replies are, so that the app
+    /// can refuse a serializer they cannot speak (see
+    /// [`RouteTable::check_serializer`](crate::dispatch::RouteTable::check_serializer)).
+    /// `#[component]` computes it; the default, for hand implementations,
+    /// is [`PayloadFormat::Serde`] (what [`Request::decode`] and
+    /// [`Request::encode`] speak).
+    const PAYLOAD: PayloadFormat = PayloadFormat::Serde;
 }
+
+/// What a component's client handlers take and return, which decides the
+/// app serializers they work with. Remotes do not count: they always carry
+/// protobuf, whatever the app's serializer.
+///
+/// ```
+/// use pitaya_core::SerializerKind;
+/// use pitaya_core::handler::PayloadFormat;
+///
+/// assert!(PayloadFormat::Serde.fits(SerializerKind::MessagePack));
+/// assert!(!PayloadFormat::Serde.fits(SerializerKind::Protobuf));
+/// assert!(PayloadFormat::Protobuf.fits(SerializerKind::Protobuf));
+/// assert!(PayloadFormat::Any.fits(SerializerKind::Json));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PayloadFormat {
+    /// serde values: needs [`SerializerKind::Json`] or
+    /// [`SerializerKind::MessagePack`] (`#[component]`, the default).
+    Serde,
+    /// prost messages: needs [`SerializerKind::Protobuf`]
+    /// (`#[component(serializer = "protobuf")]`).
+    Protobuf,
+    /// Only raw `Bytes` and notifies without payload, or no client handler
+    /// at all: works with every serializer.
+    Any,
+}
+
+impl PayloadFormat {
+    /// Whether handlers of this format work on an app serializing with
+    /// `serializer`.
+    pub fn fits(self, serializer: SerializerKind) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Protobuf => serializer.is_protobuf(),
+            Self::Serde => !serializer.is_protobuf(),
+        }
+    }
+
+    /// The serializers that fit, for messages.
+    pub fn expects(self) -> &'static str {
+        match self {
+            Self::Serde => "json or msgpack",
+            Self::Protobuf => "protobuf",
+            Self::Any => "any serializer",
+        }
+    }
+}
+
+impl std::fmt::Display for PayloadFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Serde => "serde",
+            Self::Protobuf => "protobuf",
+            Self::Any => "any",
+        })
+    }
+}
+
+/// The payload or reply of a handler of a protobuf component
+/// (`#[component(serializer = "protobuf")]`): any [`prost::Message`] with a
+/// `Default`, generated from a `.proto` file or derived with the prost
+/// version [`pitaya::prost`](prost) re-exports.
+///
+/// ```
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// struct Join {
+///     #[prost(string, tag = "1")]
+///     name: String,
+/// }
+///
+/// fn takes<T: pitaya_core::handler::ProtobufMessage>() {}
+/// takes::<Join>();
+/// takes::<String>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a protobuf message: the handlers of a `#[component(serializer = \"protobuf\")]` take and return prost messages",
+    label = "not a protobuf message",
+    note = "derive `prost::Message` for `{Self}` or generate it from a .proto file; take or return `Bytes` for a raw body, or drop `serializer = \"protobuf\"` to use serde types"
+)]
+pub trait ProtobufMessage: prost::Message + Default {}
+
+impl<T: prost::Message + Default> ProtobufMessage for T {}
 
 /// One incoming call, as a glue function sees it.
 #[derive(Clone, Debug)]
@@ -203,6 +294,30 @@ impl Request {
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> HandlerResult {
         self.serializer
             .serialize(value)
+            .map(|bytes| Some(Bytes::from(bytes)))
+            .map_err(|err| PitayaError::new(codes::INTERNAL, format!("encoding the reply: {err}")))
+    }
+
+    /// Decodes the payload as the prost message `M` (the payload of a
+    /// handler of a protobuf component); a payload that does not decode, or
+    /// a request whose serializer is not protobuf, is a `PIT-400` error.
+    pub fn decode_message<M: ProtobufMessage>(&self) -> Result<M, PitayaError> {
+        let parsed = crate::heavy::run(self.offload, self.body.len(), || {
+            self.serializer.decode_message::<M>(&self.body)
+        });
+        parsed.map_err(|err| {
+            PitayaError::new(
+                codes::BAD_REQUEST,
+                format!("invalid payload for {}: {err}", self.context.route()),
+            )
+        })
+    }
+
+    /// Encodes a prost message reply with the request's serializer, which
+    /// must be protobuf (else a `PIT-500` error).
+    pub fn encode_message<M: ProtobufMessage>(&self, value: &M) -> HandlerResult {
+        self.serializer
+            .encode_message(value)
             .map(|bytes| Some(Bytes::from(bytes)))
             .map_err(|err| PitayaError::new(codes::INTERNAL, format!("encoding the reply: {err}")))
     }

@@ -20,22 +20,32 @@
 //! assert_eq!(app.handle().server_type(), "chat");
 //! ```
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod acceptor;
 mod agent;
 pub mod app;
 pub mod cluster;
 mod clustered;
+mod config;
 mod conn_gate;
 pub mod context;
 pub mod dispatch;
+mod dispatcher;
 pub mod group;
+pub mod handle;
 pub mod handler;
 mod heavy;
+mod inbound;
 pub mod module;
 pub mod pipeline;
+pub mod push;
 pub mod remote;
+mod server;
 pub mod session;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod timer;
 
 pub use pitaya_protocol::{codec, error, protos, serializer};

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::app::AppHandle;
+use crate::handle::AppHandle;
 
 /// A boxed lifecycle future.
 pub type ModuleFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ModuleError>> + Send + 'a>>;

@@ -401,7 +401,7 @@ impl Session {
     /// [`push_to_front`](Self::push_to_front), [`kick`](Self::kick)) are
     /// done; they are also done before the handler's reply is sent. Call it
     /// after a `bind` before pushing to the uid through
-    /// [`AppHandle`](crate::app::AppHandle), which does not wait for the
+    /// [`AppHandle`](crate::handle::AppHandle), which does not wait for the
     /// session. Returns at once on a frontend.
     pub async fn flush(&self) {
         if let Some(remote) = &self.inner.remote {
@@ -461,17 +461,54 @@ impl Session {
         *lock(&self.inner.data) = data.into_iter().collect();
     }
 
-    /// Pushes `value` on `route` to this client.
+    /// Pushes the serde `value` on `route` to this client, encoded with the
+    /// session's serializer (JSON or MessagePack).
+    ///
+    /// On a protobuf session this is an error: push a prost message with
+    /// [`push_message`](Self::push_message) (or bytes with
+    /// [`push_raw`](Self::push_raw)).
     pub fn push<T: Serialize + ?Sized>(&self, route: &str, value: &T) -> Result<(), SessionError> {
         let hub = self.inner.hub.upgrade().ok_or(SessionError::Closed)?;
+        if hub.serializer.is_protobuf() {
+            return Err(SessionError::Value(format!(
+                "push on {route}: this session uses the protobuf serializer, which encodes prost messages, not serde values; use Session::push_message with a prost message (or push_raw)"
+            )));
+        }
         let body = hub
             .serializer
             .serialize(value)
             .map_err(|err| SessionError::Value(err.to_string()))?;
+        self.push_encoded(&hub, route, Bytes::from(body))
+    }
+
+    /// Pushes the prost `message` on `route` to this client, protobuf
+    /// encoded: what a session of an app serving
+    /// [`SerializerKind::Protobuf`] pushes (Go Pitaya's protobuf
+    /// serializer).
+    ///
+    /// On a JSON or MessagePack session this is an error: push a serde
+    /// value with [`push`](Self::push).
+    pub fn push_message<M: prost::Message>(
+        &self,
+        route: &str,
+        message: &M,
+    ) -> Result<(), SessionError> {
+        let hub = self.inner.hub.upgrade().ok_or(SessionError::Closed)?;
+        let body = hub.serializer.encode_message(message).map_err(|_| {
+            SessionError::Value(format!(
+                "push on {route}: this session uses the {} serializer, which encodes serde values, not prost messages; use Session::push with a serde value (or push_raw)",
+                hub.serializer
+            ))
+        })?;
+        self.push_encoded(&hub, route, Bytes::from(body))
+    }
+
+    /// Pushes a body already encoded with `hub`'s serializer.
+    fn push_encoded(&self, hub: &SessionHub, route: &str, body: Bytes) -> Result<(), SessionError> {
         if self.inner.remote.is_some() {
-            return self.push_raw(route, Bytes::from(body));
+            return self.push_raw(route, body);
         }
-        let frame = encode_push(hub.codec(), route, Bytes::from(body))?;
+        let frame = encode_push(hub.codec(), route, body)?;
         self.send_encoded(frame)
     }
 

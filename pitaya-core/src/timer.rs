@@ -44,10 +44,12 @@ impl Timers {
     {
         let token = self.parent.child_token();
         let stop = token.clone();
+        // The clock starts now, not when the task is first polled.
+        let deadline = tokio::time::Instant::now() + delay;
         tokio::spawn(async move {
             tokio::select! {
                 () = stop.cancelled() => {}
-                () = tokio::time::sleep(delay) => callback().await,
+                () = tokio::time::sleep_until(deadline) => callback().await,
             }
         });
         Timer { token }
@@ -87,8 +89,10 @@ impl Timers {
     {
         let token = self.parent.child_token();
         let stop = token.clone();
+        let start = tokio::time::Instant::now();
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
+            let mut ticker =
+                tokio::time::interval_at(start, interval.max(Duration::from_millis(1)));
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -125,10 +129,10 @@ impl Timers {
     {
         let token = self.parent.child_token();
         let stop = token.clone();
+        let interval = interval.max(Duration::from_millis(1));
+        let first = tokio::time::Instant::now() + interval;
         tokio::spawn(async move {
-            let interval = interval.max(Duration::from_millis(1));
-            let mut ticker =
-                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            let mut ticker = tokio::time::interval_at(first, interval);
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,

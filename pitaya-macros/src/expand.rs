@@ -11,7 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
-use crate::model::{Arg, Component, Errors, Output, Route, RouteKind, Stub, type_name};
+use crate::model::{Arg, Component, Errors, Output, Route, RouteKind, Stub, Wire, type_name};
 use crate::parse::{self, AttrKind};
 
 /// `#[component]`: parse, validate, expand. On errors, the user's impl
@@ -92,11 +92,13 @@ fn component_impl(model: &Component) -> TokenStream {
     let (impl_generics, _, where_clause) = model.generics.split_for_impl();
     let name = &model.name;
     let entries = model.routes.iter().map(|route| route_entry(model, route));
+    let format = Ident::new(model.payload.variant(), Span::call_site());
     quote! {
         #[automatically_derived]
         impl #impl_generics #p::Component for #self_ty #where_clause {
             const NAME: &'static str = #name;
             const ROUTES: &'static [#p::RouteEntry<Self>] = &[#(#entries),*];
+            const PAYLOAD: #p::PayloadFormat = #p::PayloadFormat::#format;
         }
     }
 }
@@ -180,12 +182,17 @@ fn glue_fn(model: &Component, route: &Route) -> TokenStream {
                     });
                 } else {
                     // Remotes carry protobuf (as in Go), handlers the app's
-                    // serializer. Spanned at the type: one that cannot be
-                    // decoded is reported there.
-                    let decode = if route.kind == RouteKind::Remote {
-                        quote_spanned!(span=> #p::Request::decode_remote::<#ty>)
-                    } else {
-                        quote_spanned!(span=> #p::Request::decode::<#ty>)
+                    // serializer: serde types, or prost messages in a
+                    // protobuf component. Spanned at the type: one that
+                    // cannot be decoded is reported there.
+                    let decode = match (route.kind, model.serializer) {
+                        (RouteKind::Remote, _) => {
+                            quote_spanned!(span=> #p::Request::decode_remote::<#ty>)
+                        }
+                        (_, Wire::Protobuf) => {
+                            quote_spanned!(span=> #p::Request::decode_message::<#ty>)
+                        }
+                        (_, Wire::Serde) => quote_spanned!(span=> #p::Request::decode::<#ty>),
                     };
                     lets.push(quote!(let #local = #decode(&__pitaya_request)?;));
                 }
@@ -198,10 +205,10 @@ fn glue_fn(model: &Component, route: &Route) -> TokenStream {
     let encode = |ty: &Type| {
         let span = ty.span();
         let ty = replace_self(ty, self_ty);
-        if route.kind == RouteKind::Remote {
-            quote_spanned!(span=> #p::Request::encode_remote::<#ty>)
-        } else {
-            quote_spanned!(span=> #p::Request::encode::<#ty>)
+        match (route.kind, model.serializer) {
+            (RouteKind::Remote, _) => quote_spanned!(span=> #p::Request::encode_remote::<#ty>),
+            (_, Wire::Protobuf) => quote_spanned!(span=> #p::Request::encode_message::<#ty>),
+            (_, Wire::Serde) => quote_spanned!(span=> #p::Request::encode::<#ty>),
         }
     };
     let reply = match &route.output {

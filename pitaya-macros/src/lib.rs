@@ -72,7 +72,11 @@ use proc_macro::TokenStream;
 ///   `RouteEntry` per route with its method name, its kind
 ///   (`Request`, `Notify` or `Remote`), a glue function (decode the payload,
 ///   extract the other arguments, call the method, encode the result) and
-///   `HandlerMeta` naming the payload and result types.
+///   `HandlerMeta` naming the payload and result types; and `PAYLOAD`, the
+///   `PayloadFormat` of the handlers: `Serde`, `Protobuf` (see the
+///   `serializer` option below), or `Any` when every handler takes no
+///   payload or raw `Bytes` and replies raw `Bytes` or nothing (remotes do
+///   not count), which the app checks against its serializer.
 /// - If there is at least one remote: a typed client, `RoomRemote`, with
 ///   `fn new(client: RemoteClient) -> Self` and one `async fn` per remote
 ///   taking `&Payload` and returning `Result<T, PitayaError>`.
@@ -87,13 +91,16 @@ use proc_macro::TokenStream;
 ///   argument;
 /// - the (at most one) argument taken by value is the payload, decoded with
 ///   the request's serializer (a payload that does not decode is answered
-///   with a `PIT-400` error); a `Bytes` payload receives the raw body;
+///   with a `PIT-400` error): a `Deserialize` type, or a prost message in a
+///   component declared `serializer = "protobuf"`; a `Bytes` payload
+///   receives the raw body;
 /// - the return type decides the reply: nothing or `()` makes a handler a
 ///   notify (nothing is sent back); `Result<T, E>` (or a `Result<T>` alias)
 ///   with `E: Into<PitayaError>` replies `T` or the error; any other
-///   `T: Serialize` is the reply; a `Bytes` reply is sent raw. Only "no
-///   return value" makes a notify: `Result<(), E>` is a request whose
-///   success reply is the encoded `()` (`null` in JSON).
+///   `T` is the reply (`T: Serialize`, or a prost message in a protobuf
+///   component); a `Bytes` reply is sent raw. Only "no return value" makes
+///   a notify: `Result<(), E>` is a request whose success reply is the
+///   encoded `()` (`null` in JSON, no bytes in protobuf).
 ///
 /// The runtime drives handlers on a multi-threaded executor: **the future of
 /// every handler and remote must be `Send`** (do not hold an `Rc` or a
@@ -149,6 +156,73 @@ use proc_macro::TokenStream;
 /// }
 ///
 /// assert_eq!(Room::ROUTES[0].method, "sendmessage");
+/// ```
+///
+/// ## `serializer = "..."`
+///
+/// What the handlers' payloads and replies are:
+///
+/// | value | payloads and replies | app serializer |
+/// |---|---|---|
+/// | `"serde"` (the default) | `Deserialize` / `Serialize` types | `SerializerKind::Json` or `SerializerKind::MessagePack` |
+/// | `"protobuf"` | prost messages (`prost::Message + Default`: derived, generated from a `.proto` file, or prost's wrappers such as `String`) | `SerializerKind::Protobuf`, Go Pitaya's `protobuf` serializer |
+///
+/// Raw `Bytes` payloads and replies are allowed in both. A type that is not
+/// a prost message in a protobuf component is reported at the type. It
+/// does not change remotes, which are always protobuf. The app refuses a
+/// component whose handlers do not fit its serializer.
+///
+/// ```
+/// use pitaya::prelude::*;
+/// use pitaya::handler::{Component, PayloadFormat};
+///
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// struct JoinReq {
+///     #[prost(string, tag = "1")]
+///     name: String,
+/// }
+///
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// struct JoinAck {
+///     #[prost(uint32, tag = "1")]
+///     members: u32,
+/// }
+///
+/// struct Room;
+///
+/// #[component(serializer = "protobuf")]
+/// impl Room {
+///     #[handler]
+///     async fn join(&self, session: &Session, req: JoinReq) -> Result<JoinAck, PitayaError> {
+///         session.bind(req.name)?;
+///         Ok(JoinAck { members: 1 })
+///     }
+///
+///     /// Raw bodies stay allowed.
+///     #[handler]
+///     async fn echo(&self, body: Bytes) -> Bytes {
+///         body
+///     }
+/// }
+///
+/// assert_eq!(Room::PAYLOAD, PayloadFormat::Protobuf);
+/// ```
+///
+/// A serde type in a protobuf component does not compile:
+///
+/// ```compile_fail
+/// use pitaya::prelude::*;
+///
+/// #[derive(serde::Deserialize)]
+/// struct JoinReq { name: String }
+///
+/// struct Room;
+///
+/// #[component(serializer = "protobuf")]
+/// impl Room {
+///     #[handler]
+///     async fn join(&self, req: JoinReq) {} // error: `JoinReq` is not a protobuf message
+/// }
 /// ```
 ///
 /// ## `remote_vis = "..."`

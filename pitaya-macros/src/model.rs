@@ -69,10 +69,60 @@ pub(crate) struct Component {
     pub(crate) generics: Generics,
     /// `Component::NAME`.
     pub(crate) name: String,
+    /// What the handlers' payloads and replies are (`serializer = "..."`).
+    pub(crate) serializer: Wire,
+    /// `Component::PAYLOAD`.
+    pub(crate) payload: PayloadFormat,
     /// The typed client for the remotes, if there is any remote.
     pub(crate) stub: Option<Stub>,
     /// Every handler and remote, in source order.
     pub(crate) routes: Vec<Route>,
+}
+
+/// How a component's handlers encode payloads and replies (`serializer =
+/// "..."`). Remotes always carry protobuf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// serde types, with the app's JSON or MessagePack serializer (the
+    /// default).
+    Serde,
+    /// prost messages, with the protobuf serializer.
+    Protobuf,
+}
+
+impl Wire {
+    const VALUES: &'static str =
+        "\"serde\" (JSON or MessagePack, the default) or \"protobuf\" (prost messages)";
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "serde" => Some(Self::Serde),
+            "protobuf" => Some(Self::Protobuf),
+            _ => None,
+        }
+    }
+}
+
+/// The generated `Component::PAYLOAD` (`pitaya::handler::PayloadFormat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PayloadFormat {
+    /// serde handlers.
+    Serde,
+    /// prost handlers.
+    Protobuf,
+    /// Only raw `Bytes` in and out, notifies and remotes: any serializer.
+    Any,
+}
+
+impl PayloadFormat {
+    /// The variant's name.
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            Self::Serde => "Serde",
+            Self::Protobuf => "Protobuf",
+            Self::Any => "Any",
+        }
+    }
 }
 
 /// The generated client struct for a component's remotes.
@@ -171,6 +221,21 @@ impl Output {
 }
 
 impl Route {
+    /// Whether the route is indifferent to the app's serializer: a remote
+    /// (always protobuf), or a handler whose payload is absent or raw
+    /// `Bytes` and whose reply is raw `Bytes` or none (a notify).
+    pub(crate) fn any_serializer(&self) -> bool {
+        if self.kind == RouteKind::Remote {
+            return true;
+        }
+        let payload_raw = self.payload().is_none_or(|payload| payload.raw);
+        let reply_raw = match &self.output {
+            Output::Unit => true,
+            Output::Value { raw, .. } | Output::Result { raw, .. } => *raw,
+        };
+        payload_raw && reply_raw
+    }
+
     /// The payload argument, if any.
     pub(crate) fn payload(&self) -> Option<&Payload> {
         self.args.iter().find_map(|arg| match arg {
@@ -324,6 +389,20 @@ impl Component {
                 RenameRule::CamelCase
             }),
         };
+        let serializer = match &args.serializer {
+            None => Wire::Serde,
+            Some(lit) => Wire::from_name(&lit.value()).unwrap_or_else(|| {
+                errors.spanned(
+                    lit,
+                    format_args!(
+                        "unknown `serializer` value {:?}; expected {}",
+                        lit.value(),
+                        Wire::VALUES
+                    ),
+                );
+                Wire::Serde
+            }),
+        };
         let remote_vis = match &args.remote_vis {
             None => Some(Visibility::Public(Default::default())),
             Some(lit) => match lit.parse::<Visibility>() {
@@ -387,11 +466,21 @@ impl Component {
         if !errors.is_empty() {
             return None;
         }
+        let payload = if routes.iter().all(Route::any_serializer) {
+            PayloadFormat::Any
+        } else {
+            match serializer {
+                Wire::Serde => PayloadFormat::Serde,
+                Wire::Protobuf => PayloadFormat::Protobuf,
+            }
+        };
         Some(Self {
             krate,
             self_ty: (*imp.self_ty).clone(),
             generics: imp.generics.clone(),
             name: name?,
+            serializer,
+            payload,
             stub,
             routes,
         })

@@ -29,9 +29,11 @@ pub(crate) struct ComponentArgs {
     pub(crate) krate: Option<LitStr>,
     /// `remote_vis = "pub(crate)"`
     pub(crate) remote_vis: Option<LitStr>,
+    /// `serializer = "protobuf"`
+    pub(crate) serializer: Option<LitStr>,
 }
 
-const COMPONENT_OPTIONS: &str = "`name`, `rename_all`, `remote_vis` or `crate`";
+const COMPONENT_OPTIONS: &str = "`name`, `rename_all`, `serializer`, `remote_vis` or `crate`";
 const METHOD_OPTIONS: &str = "`name`";
 
 /// Parses the arguments of `#[component(...)]`.
@@ -46,6 +48,8 @@ pub(crate) fn component_args(args: TokenStream, errors: &mut Errors) -> Componen
             &mut out.krate
         } else if meta.path.is_ident("remote_vis") {
             &mut out.remote_vis
+        } else if meta.path.is_ident("serializer") {
+            &mut out.serializer
         } else {
             errors.push(unknown_option(
                 &meta.path,

@@ -2,21 +2,33 @@
 //!
 //! An error goes to the client as a response with the error flag set and a
 //! body holding `{"code":"PIT-404","msg":"...","metadata":{...}}` encoded
-//! with the session's serializer; empty fields are left out, as Go's
-//! `omitempty` does.
+//! with the session's serializer ([`PitayaError::encode`]): JSON or
+//! MessagePack with empty fields left out, as Go's `omitempty` does, or,
+//! with the protobuf serializer, the protobuf encoding of `protos.Error`
+//! (`code = 1`, `msg = 2`, `metadata = 3`, see [`protos::Error`]).
 //!
 //! ```
-//! use pitaya_protocol::{PitayaError, Serializer, SerializerKind, error::codes};
+//! use pitaya_protocol::{PitayaError, SerializerKind, error::codes};
 //!
 //! let err = PitayaError::new(codes::NOT_FOUND, "pitaya/handler: room.room.foo not found");
-//! let body = SerializerKind::Json.serialize(&err).unwrap();
+//! let body = err.encode(SerializerKind::Json);
 //! assert_eq!(body, br#"{"code":"PIT-404","msg":"pitaya/handler: room.room.foo not found"}"#);
+//!
+//! let err = PitayaError::new("PIT-400", "bad");
+//! let body = err.encode(SerializerKind::Protobuf);
+//! assert_eq!(body, b"\x0a\x07PIT-400\x12\x03bad");
+//! assert_eq!(PitayaError::decode(SerializerKind::Protobuf, &body).unwrap(), err);
 //! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use prost::Message;
 use serde::{Deserialize, Serialize};
+
+#[cfg(doc)]
+use crate::protos;
+use crate::serializer::{Serializer, SerializerError, SerializerKind};
 
 /// Pitaya's error codes.
 pub mod codes {
@@ -67,6 +79,51 @@ impl PitayaError {
     pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.insert(key.into(), value.into());
         self
+    }
+
+    /// The error payload as `serializer` encodes it for a client: JSON or
+    /// MessagePack of this struct (empty fields left out), or the protobuf
+    /// encoding of [`protos::Error`] with [`SerializerKind::Protobuf`].
+    pub fn encode(&self, serializer: SerializerKind) -> Vec<u8> {
+        match serializer {
+            SerializerKind::Protobuf => self.to_proto().encode_to_vec(),
+            // Strings and a string map always serialize; JSON is the last
+            // resort should a serializer ever refuse.
+            other => other
+                .serialize(self)
+                .or_else(|_| SerializerKind::Json.serialize(self))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Decodes an error payload encoded by `serializer` (see
+    /// [`PitayaError::encode`]). Fields missing from the payload are left
+    /// empty (an empty code reads as `PIT-000` through
+    /// [`code_or_unknown`](Self::code_or_unknown)).
+    ///
+    /// # Errors
+    /// When `bytes` is not an error payload of `serializer`.
+    pub fn decode(serializer: SerializerKind, bytes: &[u8]) -> Result<Self, SerializerError> {
+        match serializer {
+            SerializerKind::Protobuf => {
+                let proto: crate::protos::Error = serializer.decode_message(bytes)?;
+                Ok(Self {
+                    code: proto.code,
+                    msg: proto.msg,
+                    metadata: proto.metadata,
+                })
+            }
+            other => other.deserialize(bytes),
+        }
+    }
+
+    /// The `protos.Error` message with this error's fields.
+    fn to_proto(&self) -> crate::protos::Error {
+        crate::protos::Error {
+            code: self.code.clone(),
+            msg: self.msg.clone(),
+            metadata: self.metadata.clone(),
+        }
     }
 
     /// The code, or `PIT-000` when it is empty (as Pitaya reads it).
@@ -128,6 +185,86 @@ mod tests {
                 .unwrap(),
             full
         );
+    }
+
+    #[test]
+    fn golden_protobuf_with_and_without_metadata() {
+        // protos.Error: code = 1, msg = 2 (strings: tag (n << 3) | 2, length,
+        // bytes), metadata = 3 (one length-delimited entry per pair, holding
+        // key = 1 and value = 2).
+        let with = PitayaError::new("PIT-404", "not found").with_metadata("route", "a.b");
+        let mut golden = vec![0x0a, 0x07];
+        golden.extend_from_slice(b"PIT-404");
+        golden.extend_from_slice(&[0x12, 0x09]);
+        golden.extend_from_slice(b"not found");
+        // Entry of 12 bytes: 0a 05 "route" 12 03 "a.b".
+        golden.extend_from_slice(&[0x1a, 0x0c, 0x0a, 0x05]);
+        golden.extend_from_slice(b"route");
+        golden.extend_from_slice(&[0x12, 0x03]);
+        golden.extend_from_slice(b"a.b");
+        assert_eq!(with.encode(SerializerKind::Protobuf), golden);
+
+        // Empty fields are not written (proto3): an empty error is no bytes.
+        assert_eq!(
+            PitayaError::default().encode(SerializerKind::Protobuf),
+            Vec::<u8>::new()
+        );
+        let bare = PitayaError::new("", "x");
+        assert_eq!(bare.encode(SerializerKind::Protobuf), [0x12, 0x01, b'x']);
+
+        // Metadata entries are written in key order.
+        let two = PitayaError::new("E", "")
+            .with_metadata("b", "2")
+            .with_metadata("a", "1");
+        assert_eq!(
+            two.encode(SerializerKind::Protobuf),
+            [
+                0x0a, 0x01, b'E', 0x1a, 0x06, 0x0a, 0x01, b'a', 0x12, 0x01, b'1', 0x1a, 0x06, 0x0a,
+                0x01, b'b', 0x12, 0x01, b'2'
+            ]
+        );
+    }
+
+    #[test]
+    fn encode_decode_round_trip_in_every_serializer() {
+        let errors = [
+            PitayaError::default(),
+            PitayaError::new(codes::BAD_REQUEST, "bad"),
+            PitayaError::new("RH-000", "no room")
+                .with_metadata("room", "7")
+                .with_metadata("ünï", "çødé"),
+        ];
+        for kind in [
+            SerializerKind::Json,
+            SerializerKind::MessagePack,
+            SerializerKind::Protobuf,
+        ] {
+            for err in &errors {
+                let bytes = err.encode(kind);
+                assert_eq!(&PitayaError::decode(kind, &bytes).unwrap(), err, "{kind}");
+            }
+        }
+        assert_eq!(
+            PitayaError::new(codes::BAD_REQUEST, "bad").encode(SerializerKind::Json),
+            br#"{"code":"PIT-400","msg":"bad"}"#
+        );
+    }
+
+    #[test]
+    fn protobuf_decode_is_the_go_wire_format() {
+        // Bytes as Go's proto.Marshal(&protos.Error{Code: "PIT-500", Msg: "boom"})
+        // writes them, in field order.
+        let err =
+            PitayaError::decode(SerializerKind::Protobuf, b"\x0a\x07PIT-500\x12\x04boom").unwrap();
+        assert_eq!(err, PitayaError::new(codes::INTERNAL, "boom"));
+        // Unknown fields are skipped, as protobuf requires.
+        let err = PitayaError::decode(SerializerKind::Protobuf, b"\x20\x01\x12\x01x").unwrap();
+        assert_eq!(err.msg, "x");
+        assert_eq!(err.code_or_unknown(), codes::UNKNOWN);
+        // A truncated payload and a JSON one are errors.
+        assert!(PitayaError::decode(SerializerKind::Protobuf, b"\x0a\x07PIT").is_err());
+        assert!(PitayaError::decode(SerializerKind::Protobuf, br#"{"code":"PIT-404"}"#).is_err());
+        assert!(PitayaError::decode(SerializerKind::Json, b"\x0a\x01x").is_err());
     }
 
     #[test]

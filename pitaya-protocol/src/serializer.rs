@@ -3,7 +3,15 @@
 //!
 //! [`SerializerKind::Json`] is Pitaya's default and what Pitaya clients
 //! speak; [`SerializerKind::MessagePack`] is a pitaya-rs extension (structs
-//! are encoded as maps, so dynamic clients can read them).
+//! are encoded as maps, so dynamic clients can read them);
+//! [`SerializerKind::Protobuf`] is Go Pitaya's `protobuf` serializer
+//! (`pitaya.serializertype` 2), what most Unity and mobile clients use.
+//!
+//! JSON and MessagePack encode serde values ([`Serializer::serialize`],
+//! [`Serializer::deserialize`]); protobuf encodes prost messages
+//! ([`SerializerKind::encode_message`], [`SerializerKind::decode_message`]).
+//! Asking a serializer for the other kind of value is a [`SerializerError`]
+//! saying which call to use instead.
 //!
 //! ```
 //! use pitaya_protocol::{Serializer, SerializerKind};
@@ -15,10 +23,37 @@
 //! assert_eq!(back["name"], "a");
 //! assert_eq!("msgpack".parse::<SerializerKind>().unwrap(), SerializerKind::MessagePack);
 //! ```
+//!
+//! Protobuf payloads are prost messages (generated from a `.proto` file or
+//! derived with the prost version [`protos::prost`](crate::protos::prost)
+//! re-exports):
+//!
+//! ```
+//! use pitaya_protocol::SerializerKind;
+//! use pitaya_protocol::protos::prost;
+//!
+//! #[derive(Clone, PartialEq, prost::Message)]
+//! struct Join {
+//!     #[prost(string, tag = "1")]
+//!     name: String,
+//! }
+//!
+//! let protobuf: SerializerKind = "protobuf".parse().unwrap();
+//! let bytes = protobuf.encode_message(&Join { name: "a".into() }).unwrap();
+//! assert_eq!(bytes, [0x0a, 0x01, b'a']);
+//! let back: Join = protobuf.decode_message(&bytes).unwrap();
+//! assert_eq!(back.name, "a");
+//!
+//! // serde values are not protobuf, prost messages are not JSON.
+//! use pitaya_protocol::Serializer;
+//! assert!(protobuf.serialize(&serde_json::json!({"name": "a"})).is_err());
+//! assert!(SerializerKind::Json.encode_message(&Join { name: "a".into() }).is_err());
+//! ```
 
 use std::fmt;
 use std::str::FromStr;
 
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -47,6 +82,19 @@ impl SerializerError {
             message: err.to_string(),
         }
     }
+}
+
+/// What the protobuf serializer says when asked for a serde value.
+const PROTOBUF_NOT_SERDE: &str = "the protobuf serializer encodes prost messages, not serde values: \
+     use a type deriving `prost::Message` with `encode_message`/`decode_message` \
+     (`Session::push_message`, `Client::request_message`, `#[component(serializer = \"protobuf\")]`)";
+
+/// What JSON and MessagePack say when asked for a prost message.
+fn serde_not_protobuf(serializer: &'static str) -> String {
+    format!(
+        "the {serializer} serializer encodes serde values, not prost messages: \
+         use a serde type with `serialize`/`deserialize`, or the protobuf serializer"
+    )
 }
 
 /// Turns values into payload bytes and back.
@@ -104,6 +152,48 @@ impl Serializer for MessagePack {
     }
 }
 
+/// Protobuf payloads (`"protobuf"`), Go Pitaya's `protobuf` serializer:
+/// handler arguments, replies, pushes are prost messages and errors are
+/// `protos.Error`.
+///
+/// It has no serde encoding: [`Serializer::serialize`] and
+/// [`Serializer::deserialize`] always fail with an error pointing to
+/// [`Protobuf::encode_message`] and [`Protobuf::decode_message`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Protobuf;
+
+impl Protobuf {
+    /// The protobuf encoding of `message`.
+    pub fn encode_message<M: Message>(&self, message: &M) -> Vec<u8> {
+        message.encode_to_vec()
+    }
+
+    /// Decodes an `M` from its protobuf encoding.
+    ///
+    /// # Errors
+    /// When `bytes` is not a valid encoding of `M`.
+    pub fn decode_message<M: Message + Default>(&self, bytes: &[u8]) -> Result<M, SerializerError> {
+        M::decode(bytes).map_err(|err| SerializerError::decode("protobuf", err))
+    }
+}
+
+impl Serializer for Protobuf {
+    fn name(&self) -> &'static str {
+        "protobuf"
+    }
+
+    fn serialize<T: Serialize + ?Sized>(&self, _value: &T) -> Result<Vec<u8>, SerializerError> {
+        Err(SerializerError::encode("protobuf", PROTOBUF_NOT_SERDE))
+    }
+
+    fn deserialize<'de, T: Deserialize<'de>>(
+        &self,
+        _bytes: &'de [u8],
+    ) -> Result<T, SerializerError> {
+        Err(SerializerError::decode("protobuf", PROTOBUF_NOT_SERDE))
+    }
+}
+
 /// One of the built-in serializers, chosen at run time (from config, from a
 /// server's handshake).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -114,6 +204,49 @@ pub enum SerializerKind {
     Json,
     /// [`MessagePack`].
     MessagePack,
+    /// [`Protobuf`]: prost messages, not serde values.
+    Protobuf,
+}
+
+impl SerializerKind {
+    /// Whether this serializer encodes prost messages (protobuf) rather than
+    /// serde values (JSON, MessagePack).
+    pub const fn is_protobuf(self) -> bool {
+        matches!(self, Self::Protobuf)
+    }
+
+    /// Encodes a prost `message`: its protobuf encoding with
+    /// [`SerializerKind::Protobuf`].
+    ///
+    /// # Errors
+    /// With JSON and MessagePack, which encode serde values (use
+    /// [`Serializer::serialize`]).
+    pub fn encode_message<M: Message>(&self, message: &M) -> Result<Vec<u8>, SerializerError> {
+        match self {
+            Self::Protobuf => Ok(Protobuf.encode_message(message)),
+            Self::Json | Self::MessagePack => Err(SerializerError::encode(
+                self.name(),
+                serde_not_protobuf(self.name()),
+            )),
+        }
+    }
+
+    /// Decodes a prost message from `bytes` with
+    /// [`SerializerKind::Protobuf`].
+    ///
+    /// # Errors
+    /// When `bytes` is not a valid encoding of `M`; with JSON and
+    /// MessagePack, which decode serde values (use
+    /// [`Serializer::deserialize`]).
+    pub fn decode_message<M: Message + Default>(&self, bytes: &[u8]) -> Result<M, SerializerError> {
+        match self {
+            Self::Protobuf => Protobuf.decode_message(bytes),
+            Self::Json | Self::MessagePack => Err(SerializerError::decode(
+                self.name(),
+                serde_not_protobuf(self.name()),
+            )),
+        }
+    }
 }
 
 impl Serializer for SerializerKind {
@@ -121,6 +254,7 @@ impl Serializer for SerializerKind {
         match self {
             Self::Json => Json.name(),
             Self::MessagePack => MessagePack.name(),
+            Self::Protobuf => Protobuf.name(),
         }
     }
 
@@ -128,6 +262,7 @@ impl Serializer for SerializerKind {
         match self {
             Self::Json => Json.serialize(value),
             Self::MessagePack => MessagePack.serialize(value),
+            Self::Protobuf => Protobuf.serialize(value),
         }
     }
 
@@ -138,13 +273,14 @@ impl Serializer for SerializerKind {
         match self {
             Self::Json => Json.deserialize(bytes),
             Self::MessagePack => MessagePack.deserialize(bytes),
+            Self::Protobuf => Protobuf.deserialize(bytes),
         }
     }
 }
 
 /// A serializer name no built-in serializer has.
 #[derive(Debug, Error)]
-#[error("unknown serializer {0:?} (expected \"json\" or \"msgpack\")")]
+#[error("unknown serializer {0:?} (expected \"json\", \"msgpack\" or \"protobuf\")")]
 pub struct UnknownSerializer(pub String);
 
 impl FromStr for SerializerKind {
@@ -154,6 +290,7 @@ impl FromStr for SerializerKind {
         match name {
             "json" => Ok(Self::Json),
             "msgpack" | "messagepack" => Ok(Self::MessagePack),
+            "protobuf" => Ok(Self::Protobuf),
             other => Err(UnknownSerializer(other.to_owned())),
         }
     }
@@ -211,9 +348,94 @@ mod tests {
 
     #[test]
     fn names_parse_back() {
-        for kind in [SerializerKind::Json, SerializerKind::MessagePack] {
+        for kind in [
+            SerializerKind::Json,
+            SerializerKind::MessagePack,
+            SerializerKind::Protobuf,
+        ] {
             assert_eq!(kind.name().parse::<SerializerKind>().unwrap(), kind);
         }
-        assert!("protobuf".parse::<SerializerKind>().is_err());
+        assert_eq!(SerializerKind::Protobuf.name(), "protobuf");
+        let err = "proto".parse::<SerializerKind>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"unknown serializer "proto" (expected "json", "msgpack" or "protobuf")"#
+        );
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct JoinMsg {
+        #[prost(string, tag = "1")]
+        name: String,
+        #[prost(uint32, tag = "2")]
+        level: u32,
+    }
+
+    #[test]
+    fn protobuf_encodes_prost_messages() {
+        let join = JoinMsg {
+            name: "ana".into(),
+            level: 3,
+        };
+        // Field 1, length-delimited "ana"; field 2, varint 3.
+        let golden = [0x0a, 0x03, b'a', b'n', b'a', 0x10, 0x03];
+        let kind = SerializerKind::Protobuf;
+        assert_eq!(kind.encode_message(&join).unwrap(), golden);
+        assert_eq!(Protobuf.encode_message(&join), golden);
+        assert_eq!(kind.decode_message::<JoinMsg>(&golden).unwrap(), join);
+        assert!(kind.is_protobuf());
+        assert!(!SerializerKind::Json.is_protobuf());
+
+        // A truncated message names the serializer and the direction.
+        let err = kind.decode_message::<JoinMsg>(&golden[..3]).unwrap_err();
+        assert!(err.to_string().starts_with("protobuf decode: "), "{err}");
+    }
+
+    #[test]
+    fn protobuf_refuses_serde_values_and_serde_refuses_prost_messages() {
+        let value = Join {
+            name: "a".into(),
+            level: 1,
+        };
+        let err = SerializerKind::Protobuf.serialize(&value).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("protobuf encode: the protobuf serializer encodes prost messages"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("encode_message"), "{err}");
+        let err = SerializerKind::Protobuf
+            .deserialize::<Join>(&[0x0a, 0x01, b'a'])
+            .unwrap_err();
+        assert!(err.to_string().starts_with("protobuf decode: "), "{err}");
+
+        for kind in [SerializerKind::Json, SerializerKind::MessagePack] {
+            let err = kind.encode_message(&JoinMsg::default()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{kind} encode: the {kind} serializer encodes serde values, not prost messages: \
+                     use a serde type with `serialize`/`deserialize`, or the protobuf serializer"
+                )
+            );
+            assert!(kind.decode_message::<JoinMsg>(b"").is_err(), "{kind}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protos;
+
+    proptest! {
+        #[test]
+        fn protobuf_decode_of_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let _ = SerializerKind::Protobuf.decode_message::<protos::Error>(&bytes);
+        }
     }
 }

@@ -58,7 +58,7 @@
 //!     /// `chat.room.say`, a notify: it returns nothing.
 //!     #[handler]
 //!     async fn say(&self, session: &Session, app: &AppHandle, text: String) {
-//!         let _ = app.groups().broadcast("room", "onMessage", &(session.uid(), text));
+//!         let _ = app.push(Audience::group("room"), "onMessage", &(session.uid(), text)).await;
 //!     }
 //! }
 //!
@@ -176,11 +176,12 @@ pub use pitaya_core::app::{App, AppBuilder, AppHandle, DispatchMode};
 pub use pitaya_core::error::codes;
 pub use pitaya_core::group::Groups;
 pub use pitaya_core::module::Module;
+pub use pitaya_core::push::{Audience, Delivery};
 pub use pitaya_core::timer::Timers;
 pub use pitaya_core::{Context, PitayaError, Serializer, SerializerKind, Session};
 pub use pitaya_core::{
-    acceptor, app, codec, dispatch, error, group, handler, module, pipeline, protos, remote,
-    serializer, session, timer,
+    acceptor, app, codec, dispatch, error, group, handle, handler, module, pipeline, protos, push,
+    remote, serializer, session, timer,
 };
 
 /// TCP and WebSocket acceptors, with TLS, and the rate-limiting wrapper
@@ -205,6 +206,13 @@ pub use pitaya_cluster as cluster;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use pitaya_macros::{component, handler, remote};
+
+/// The in-memory test harness: [`TestApp`](testing::TestApp),
+/// [`TestSession`](testing::TestSession) and
+/// [`FakeCluster`](testing::FakeCluster).
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub use pitaya_core::testing;
 
 /// Raw payload bytes, for handlers that take or return the body unparsed.
 pub use bytes::Bytes;
@@ -260,13 +268,13 @@ guide! {
 /// The macros, [`App`], [`AppBuilder`], [`AppHandle`], [`Session`],
 /// [`Context`], [`PitayaError`], [`codes`], [`Result`] (which shadows the
 /// standard `Result` with a default error type: `Result<T, E>` keeps its
-/// meaning), [`Groups`], [`Timers`], [`Module`], [`DispatchMode`],
+/// meaning), [`Audience`] and [`Delivery`] (pushes and kicks), [`Groups`], [`Timers`], [`Module`], [`DispatchMode`],
 /// [`SerializerKind`] and [`Bytes`]. The wire protocol's types are in
 /// [`codec`], not here.
 pub mod prelude {
     pub use crate::{
-        App, AppBuilder, AppHandle, Bytes, Context, DispatchMode, Groups, Module, PitayaError,
-        Result, SerializerKind, Session, Timers, codes,
+        App, AppBuilder, AppHandle, Audience, Bytes, Context, Delivery, DispatchMode, Groups,
+        Module, PitayaError, Result, SerializerKind, Session, Timers, codes,
     };
     #[cfg(feature = "macros")]
     pub use crate::{component, handler, remote};
@@ -278,7 +286,7 @@ pub mod __private {
     pub use bytes::Bytes;
     pub use pitaya_core::handler::{
         Component, FromRemoteRequest, FromRequest, HandlerFuture, HandlerKind, HandlerMeta,
-        HandlerResult, Request, RouteEntry,
+        HandlerResult, PayloadFormat, ProtobufMessage, Request, RouteEntry,
     };
     pub use pitaya_core::remote::{RemoteClient, Target};
     pub use pitaya_core::{Context, PitayaError, Session};

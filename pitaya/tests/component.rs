@@ -477,3 +477,150 @@ async fn remote_stub_reports_remote_errors() {
     let err = stub.members(&MembersReq { room: 1 }).await.unwrap_err();
     assert_eq!(err, PitayaError::new("RH-404", "rooms.room.members"));
 }
+
+/// A component speaking Go Pitaya's protobuf serializer.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoJoin {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoAck {
+    #[prost(string, tag = "1")]
+    uid: String,
+    #[prost(uint32, tag = "2")]
+    members: u32,
+}
+
+struct ProtoRoom;
+
+#[component(name = "room", serializer = "protobuf")]
+impl ProtoRoom {
+    #[handler]
+    async fn join(&self, session: &Session, req: ProtoJoin) -> Result<ProtoAck, PitayaError> {
+        session.bind(req.name)?;
+        Ok(ProtoAck {
+            uid: session.uid().unwrap_or_default().to_owned(),
+            members: 1,
+        })
+    }
+
+    #[handler]
+    async fn route(&self, ctx: &Context) -> String {
+        ctx.route().to_owned()
+    }
+
+    #[handler]
+    async fn raw(&self, body: Bytes) -> Bytes {
+        body
+    }
+}
+
+async fn call_proto(session: &Session, method: &str, body: &'static [u8]) -> HandlerResult {
+    let entry = ProtoRoom::ROUTES
+        .iter()
+        .find(|entry| entry.method == method)
+        .unwrap_or_else(|| panic!("no route {method}"));
+    let request = Request::from_client(
+        session.clone(),
+        Context::new(format!("room.room.{method}")),
+        Bytes::from_static(body),
+    );
+    (entry.call)(Arc::new(ProtoRoom), request).await
+}
+
+#[test]
+fn components_state_their_payload_format() {
+    use pitaya::handler::PayloadFormat;
+    assert_eq!(ProtoRoom::PAYLOAD, PayloadFormat::Protobuf);
+    assert_eq!(Room::PAYLOAD, PayloadFormat::Serde);
+}
+
+#[tokio::test]
+async fn protobuf_component_decodes_and_replies_prost_messages() {
+    let (_hub, session) = session(SerializerKind::Protobuf);
+    // ProtoJoin { name: "ana" }: field 1, length 3.
+    let reply = call_proto(&session, "join", b"\x0a\x03ana").await;
+    // ProtoAck { uid: "ana", members: 1 }.
+    assert_eq!(reply, Ok(Some(Bytes::from_static(b"\x0a\x03ana\x10\x01"))));
+    assert_eq!(session.uid(), Some("ana"));
+
+    // A prost wrapper reply (`google.protobuf.StringValue`: field 1).
+    let reply = call_proto(&session, "route", b"").await.unwrap().unwrap();
+    let mut expected = vec![0x0a, 15];
+    expected.extend_from_slice(b"room.room.route");
+    assert_eq!(&reply[..], &expected[..]);
+
+    // Raw bytes pass untouched.
+    let reply = call_proto(&session, "raw", b"\xff\x00 anything").await;
+    assert_eq!(reply, Ok(Some(Bytes::from_static(b"\xff\x00 anything"))));
+}
+
+#[tokio::test]
+async fn protobuf_component_answers_a_malformed_payload_with_pit_400() {
+    let (_hub, session) = session(SerializerKind::Protobuf);
+    // Field 1, length 10, but only 3 bytes follow.
+    let err = call_proto(&session, "join", b"\x0a\x0aana")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, codes::BAD_REQUEST);
+    assert!(err.msg.contains("room.room.join"), "{err}");
+    assert!(err.msg.contains("protobuf decode"), "{err}");
+    assert_eq!(session.uid(), None, "the handler did not run");
+}
+
+#[tokio::test]
+async fn serializer_mismatches_fail_the_call_with_a_clear_error() {
+    // A protobuf component on a JSON session: the payload cannot be read.
+    let (_json_hub, json) = session(SerializerKind::Json);
+    let err = call_proto(&json, "join", br#"{"name":"ana"}"#)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, codes::BAD_REQUEST);
+    assert!(err.msg.contains("not prost messages"), "{err}");
+    // ... nor the reply written.
+    let err = call_proto(&json, "route", b"").await.unwrap_err();
+    assert_eq!(err.code, codes::INTERNAL);
+    assert!(
+        err.msg.starts_with("encoding the reply: json encode"),
+        "{err}"
+    );
+
+    // A serde component on a protobuf session.
+    let (_proto_hub, proto) = session(SerializerKind::Protobuf);
+    let err = call_client(Room::default(), &proto, "join", b"\x0a\x03ana")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, codes::BAD_REQUEST);
+    assert!(err.msg.contains("encodes prost messages"), "{err}");
+}
+
+#[test]
+fn pushes_match_the_session_serializer() {
+    let (_proto_hub, proto) = session(SerializerKind::Protobuf);
+    let err = proto
+        .push("onChat", &serde_json::json!({"text": "hi"}))
+        .unwrap_err();
+    assert!(err.to_string().contains("push_message"), "{err}");
+    proto
+        .push_message(
+            "onChat",
+            &ProtoAck {
+                uid: "a".into(),
+                members: 2,
+            },
+        )
+        .unwrap();
+    proto
+        .push_raw("onChat", Bytes::from_static(b"\x08\x01"))
+        .unwrap();
+
+    let (_json_hub, json) = session(SerializerKind::Json);
+    let err = json
+        .push_message("onChat", &ProtoAck::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("Session::push"), "{err}");
+    json.push("onChat", &serde_json::json!({"text": "hi"}))
+        .unwrap();
+}

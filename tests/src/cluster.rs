@@ -2,14 +2,10 @@
 //! process, or a real etcd + NATS), and `connector` / `room` servers as
 //! real `App`s running in the test process.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pitaya::app::{App, AppBuilder, AppHandle};
-use pitaya::cluster::{
-    EtcdConfig, EtcdDiscovery, MemoryCluster, MemoryDiscovery, MemoryRpc, NatsConfig, NatsRpc,
-    RpcClient, RpcServer, ServerInfo, ServiceDiscovery,
-};
+use pitaya::cluster::{Cluster, EtcdConfig, MemoryCluster, NatsConfig};
 use pitaya_acceptors::TcpAcceptor;
 use pitaya_client::{Client, Event, Events};
 use serde_json::Value;
@@ -18,13 +14,6 @@ use tokio::task::JoinHandle;
 use crate::processes::required_env;
 use crate::room::{Lobby, Room};
 use crate::{init_tracing, within};
-
-/// The discovery, RPC client and RPC server of one server.
-pub type Parts = (
-    Arc<dyn ServiceDiscovery>,
-    Arc<dyn RpcClient>,
-    Arc<dyn RpcServer>,
-);
 
 /// Where the cluster plane lives.
 #[derive(Clone)]
@@ -78,22 +67,23 @@ impl Plane {
         config
     }
 
-    /// The cluster parts of server `me` on this plane.
-    pub async fn parts(&self, me: &ServerInfo) -> Parts {
+    /// The cluster a server joins on this plane: what the app builder
+    /// takes, as in a game.
+    pub fn cluster(&self) -> Cluster {
         match self {
-            Self::Memory(cluster) => {
-                let rpc = Arc::new(MemoryRpc::new(cluster, me.clone()));
-                (Arc::new(MemoryDiscovery::new(cluster)), rpc.clone(), rpc)
-            }
+            Self::Memory(cluster) => Cluster::memory(cluster),
             Self::Real { etcd, nats, prefix } => {
-                let discovery = Arc::new(EtcdDiscovery::new(Self::etcd_config(etcd, prefix)));
-                let mut nats_config = NatsConfig::new(nats.clone());
-                nats_config.max_reconnection_retries = None;
-                nats_config.reconnect_wait = Duration::from_millis(200);
-                let rpc = Arc::new(NatsRpc::connect(nats_config, me.clone()).await.unwrap());
-                (discovery, rpc.clone(), rpc)
+                Cluster::etcd_nats(Self::etcd_config(etcd, prefix), Self::nats_config(nats))
             }
         }
+    }
+
+    /// The NATS configuration of a real plane: reconnecting forever, fast.
+    pub fn nats_config(nats: &str) -> NatsConfig {
+        let mut config = NatsConfig::new(nats.to_owned());
+        config.max_reconnection_retries = None;
+        config.reconnect_wait = Duration::from_millis(200);
+        config
     }
 }
 
@@ -113,13 +103,20 @@ impl Node {
     }
 }
 
-/// Builds and runs `builder` in the background.
+/// Builds and runs `builder` in the background; returns once it is ready.
 pub async fn start(builder: AppBuilder, url: Option<String>) -> Node {
     let app = builder.build().unwrap();
     let handle = app.handle();
     let task = tokio::spawn(async move {
         app.run_until(std::future::pending()).await.unwrap();
     });
+    // Registered in the cluster, accepting clients.
+    within(20, async {
+        while !handle.is_ready() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
     Node {
         app: handle,
         url,
@@ -135,14 +132,12 @@ pub async fn connector(
     configure: impl FnOnce(AppBuilder) -> AppBuilder,
 ) -> Node {
     init_tracing();
-    let me = ServerInfo::new(id, "connector", true);
-    let (discovery, client, server) = plane.parts(&me).await;
     let tcp = TcpAcceptor::bind("127.0.0.1:0").await.unwrap();
     let url = pitaya::acceptor::Acceptor::url(&tcp);
     let builder = App::builder("connector")
         .acceptor(tcp)
         .register(Lobby)
-        .cluster(discovery, client, server)
+        .cluster(plane.cluster())
         .server_id(id)
         .rpc_timeout(Duration::from_secs(2));
     start(configure(builder), Some(url)).await
@@ -152,12 +147,10 @@ pub async fn connector(
 pub async fn room_with(plane: &Plane, room: Room) -> Node {
     init_tracing();
     let id = room.id.clone();
-    let me = ServerInfo::new(&id, "room", false);
-    let (discovery, client, server) = plane.parts(&me).await;
     let builder = App::builder("room")
         .register(room)
-        .cluster(discovery, client, server)
-        .server_id(id);
+        .server_id(id)
+        .cluster(plane.cluster());
     start(builder, None).await
 }
 

@@ -72,7 +72,7 @@ impl Room {
         session.push_to_front();
         session.push("onJoined", &json!({"uid": req.uid}))?;
         session.flush().await;
-        app.push_to_users("connector", &[&req.uid], "onJoinedAll", &json!(1))
+        app.push(Audience::uid(&req.uid), "onJoinedAll", &json!(1))
             .await?;
         Ok(json!({
             "server": self.id,
@@ -130,15 +130,14 @@ impl Room {
 
     #[handler]
     async fn tell(&self, app: &AppHandle, req: PushReq) -> Result<Value, PitayaError> {
-        let failed = app
-            .push_to_users(
-                "connector",
-                &[req.uid],
+        let delivery = app
+            .push(
+                Audience::uid(req.uid).via("connector"),
                 "onTell",
                 &json!({"text": req.text}),
             )
             .await?;
-        Ok(json!({"failed": failed}))
+        Ok(json!({"failed": delivery.unreachable}))
     }
 
     #[handler]

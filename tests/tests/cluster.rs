@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use pitaya::Audience;
 use pitaya::cluster::{
     MemoryCluster, MemoryDiscovery, MemoryRpc, RpcServer, ServerInfo, ServiceDiscovery,
 };
@@ -146,12 +147,13 @@ async fn core_scenarios(plane: Plane) {
     assert_eq!(route, "onTell");
     assert_eq!(body, json!({"text": "hi"}));
     // ... and from the backend's handle.
-    let failed = back
+    let delivery = back
         .app
-        .push_to_users("connector", &["ana"], "onHandle", &json!(1))
+        .push(Audience::uid("ana").via("connector"), "onHandle", &json!(1))
         .await
         .unwrap();
-    assert!(failed.is_empty());
+    assert!(delivery.unreachable.is_empty());
+    assert_eq!(delivery.delivered, 1);
     assert_eq!(next_push(&mut events).await.0, "onHandle");
 
     // Kick from the backend.
@@ -168,8 +170,8 @@ async fn core_scenarios(plane: Plane) {
         .unwrap();
     assert_eq!(next_push(&mut events2).await.0, "onJoined");
     assert_eq!(next_push(&mut events2).await.0, "onJoinedAll");
-    let failed = back.app.kick_users("connector", &["bob"]).await;
-    assert!(failed.is_empty());
+    let delivery = back.app.kick(Audience::uid("bob")).await.unwrap();
+    assert!(delivery.unreachable.is_empty());
     wait_kicked(&mut events2).await;
 
     back.stop().await;
@@ -575,4 +577,100 @@ async fn user_rpc_to_own_type_or_self_is_refused() {
     assert_eq!(info.server, "room-x2");
     one.stop().await;
     two.stop().await;
+}
+
+/// The in-process cluster, lost when the test says so.
+struct LosablePlane {
+    inner: pitaya::cluster::Cluster,
+    lost: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<String>>>,
+}
+
+impl pitaya::core::cluster::ClusterPlane for LosablePlane {
+    fn describe(&self) -> String {
+        "losable in-process cluster".into()
+    }
+
+    fn connect(
+        &self,
+        me: Arc<ServerInfo>,
+    ) -> pitaya::core::cluster::ClusterFuture<
+        '_,
+        Result<pitaya::core::cluster::ClusterConnection, pitaya::cluster::ClusterError>,
+    > {
+        let lost = self.lost.lock().unwrap().take().unwrap();
+        Box::pin(async move {
+            let connection = self.inner.connect(me).await?;
+            Ok(connection.lost_when(async move { lost.await.unwrap_or_default() }))
+        })
+    }
+}
+
+#[tokio::test]
+async fn readiness_follows_the_cluster_and_a_lost_cluster_stops_the_app() {
+    use pitaya::core::cluster::ClusterPlane as _;
+    let dev = MemoryCluster::new();
+    let (lose, lost) = tokio::sync::oneshot::channel();
+    let app = pitaya::App::builder("room")
+        .register(Room::new("room-lost"))
+        .cluster_grace(Duration::from_millis(300))
+        .server_id("room-lost")
+        .cluster(LosablePlane {
+            inner: pitaya::cluster::Cluster::memory(&dev),
+            lost: std::sync::Mutex::new(Some(lost)),
+        })
+        .build()
+        .unwrap();
+    let handle = app.handle();
+    // The identity is known at build; the parts once it runs.
+    assert_eq!(handle.server_info().unwrap().id, "room-lost");
+    assert!(!handle.server_info().unwrap().frontend);
+    assert!(handle.discovery().is_none());
+    assert!(!handle.is_ready());
+    let task = tokio::spawn(app.run_until(std::future::pending()));
+    within(10, async {
+        while !handle.is_ready() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let observer = MemoryDiscovery::new(&dev);
+    observer
+        .start(ServerInfo::new("observer-1", "observer", false))
+        .await
+        .unwrap();
+    assert_eq!(observer.servers_of_type("room").len(), 1);
+    assert!(handle.discovery().is_some());
+
+    lose.send("etcd: lease lost for good".into()).unwrap();
+    within(10, async {
+        while handle.is_ready() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // Not ready, still serving during the grace period...
+    assert!(!task.is_finished());
+    assert!(!handle.is_shutting_down());
+    // ... then a graceful shutdown: deregistered, run returns Ok.
+    within(10, task).await.unwrap().unwrap();
+    assert!(handle.is_shutting_down());
+    assert!(observer.servers_of_type("room").is_empty());
+}
+
+#[tokio::test]
+async fn cluster_settings_go_in_any_order() {
+    let dev = MemoryCluster::new();
+    let app = pitaya::App::builder("room")
+        .server_id("room-7")
+        .metadata("region", "eu")
+        .rpc_timeout(Duration::from_secs(1))
+        .router("room", |_, _, servers| servers.first().cloned())
+        .cluster(pitaya::cluster::Cluster::memory(&dev))
+        .build()
+        .unwrap();
+    let me = app.handle().server_info().cloned().unwrap();
+    assert_eq!(me.id, "room-7");
+    assert_eq!(me.metadata["region"], "eu");
+    assert!(!me.frontend);
+    assert!(!me.hostname.is_empty());
 }

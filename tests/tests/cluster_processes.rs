@@ -8,14 +8,16 @@
 
 use std::time::{Duration, Instant};
 
-use pitaya::cluster::{EtcdDiscovery, ServerInfo, ServiceDiscovery};
+use pitaya::App;
+use pitaya::Audience;
+use pitaya::cluster::{Cluster, EtcdDiscovery, NatsConfig, ServerInfo, ServiceDiscovery};
 use pitaya_client::Client;
 use pitaya_tests::cluster::{
     Node, Plane, connect, connector, eventually_ok, next_push, room, wait_for,
 };
 use pitaya_tests::node::{NodeConfig, NodeProcess};
 use pitaya_tests::processes::{EtcdProcess, NatsProcess, required_env, unique};
-use pitaya_tests::room::RoomRemote;
+use pitaya_tests::room::{Room, RoomRemote};
 use pitaya_tests::within;
 use serde_json::{Value, json};
 
@@ -312,7 +314,7 @@ async fn requests_pushes_and_remotes_resume_after_a_nats_restart() {
     within(20, async {
         loop {
             back.app
-                .push_to_users("connector", &["nia"], "onAgain", &json!(1))
+                .push(Audience::uid("nia").via("connector"), "onAgain", &json!(1))
                 .await
                 .unwrap();
             let pushed = tokio::time::timeout(Duration::from_millis(300), next_push(&mut events));
@@ -324,6 +326,48 @@ async fn requests_pushes_and_remotes_resume_after_a_nats_restart() {
     })
     .await;
     stop_all([back, front]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_nats_is_gone_for_good_turns_not_ready_and_stops() {
+    let mut nats = NatsProcess::start();
+    let etcd = required_env("PITAYA_TEST_ETCD");
+    let prefix = format!("{}/", unique("lost-nats"));
+    let mut nats_config = NatsConfig::new(nats.url());
+    nats_config.max_reconnection_retries = Some(2);
+    nats_config.reconnect_wait = Duration::from_millis(100);
+    let app = App::builder("room")
+        .register(Room::new("room-lost"))
+        .server_id("room-lost")
+        .cluster(Cluster::etcd_nats(
+            Plane::etcd_config(&etcd, &prefix),
+            nats_config,
+        ))
+        .cluster_grace(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let handle = app.handle();
+    let task = tokio::spawn(app.run_until(std::future::pending()));
+    within(20, async {
+        while !handle.is_ready() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let watcher = observer(&etcd, &prefix).await;
+    wait_listed(&watcher, "room", 1).await;
+
+    nats.kill();
+    within(30, async {
+        while handle.is_ready() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // The app stops by itself after its grace period, deregistered.
+    within(30, task).await.unwrap().unwrap();
+    wait_listed(&watcher, "room", 0).await;
+    watcher.stop().await.unwrap();
 }
 
 async fn stop_all<const N: usize>(nodes: [Node; N]) {

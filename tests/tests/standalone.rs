@@ -95,8 +95,20 @@ impl Game {
 
     #[handler]
     async fn push_to(&self, app: &AppHandle, request: Push) -> Result<Value, PitayaError> {
-        app.push_to_uid(&request.uid, "onText", &json!({"text": request.text}))?;
-        Ok(json!({"sent": true}))
+        let delivery = app
+            .push(
+                Audience::uid(&request.uid),
+                "onText",
+                &json!({"text": request.text}),
+            )
+            .await?;
+        if !delivery.unreachable.is_empty() {
+            return Err(PitayaError::new(
+                codes::NOT_FOUND,
+                format!("{} is not connected", request.uid),
+            ));
+        }
+        Ok(json!({"sent": delivery.delivered}))
     }
 
     #[handler]
@@ -137,7 +149,12 @@ impl Game {
             let _ = groups.create("lobby");
         }
         groups.add("lobby", session)?;
-        groups.broadcast("lobby", "onJoin", &json!({"uid": session.uid()}))?;
+        app.push(
+            Audience::group("lobby"),
+            "onJoin",
+            &json!({"uid": session.uid()}),
+        )
+        .await?;
         Ok(groups.members("lobby")?)
     }
 
@@ -456,8 +473,13 @@ async fn broadcast_and_kick_from_the_app() {
     one.request::<_, Value>("game.game.echo", &json!(0))
         .await
         .unwrap();
-    let sent = server.app.broadcast("onNews", &json!({"news": 1})).unwrap();
-    assert_eq!(sent, 2);
+    let delivery = server
+        .app
+        .push(Audience::all(), "onNews", &json!({"news": 1}))
+        .await
+        .unwrap();
+    assert_eq!(delivery.delivered, 2);
+    assert!(delivery.unreachable.is_empty());
     assert_eq!(next_push(&mut one_events).await.0, "onNews");
     assert_eq!(next_push(&mut two_events).await.0, "onNews");
 

@@ -91,14 +91,23 @@ impl Room {
             // Two first joins can race here; losing the race is fine.
             let _ = groups.create(ROOM);
         }
-        groups.broadcast(ROOM, "onNewUser", &UserEvent { name: &name })?;
+        app.push(
+            Audience::group(ROOM),
+            "onNewUser",
+            &UserEvent { name: &name },
+        )
+        .await?;
         groups.add(ROOM, session)?;
         let app = app.clone();
         session.on_close(move |closed| {
-            if let Some(name) = closed.uid() {
-                let _ = app
-                    .groups()
-                    .broadcast(ROOM, "onUserLeft", &UserEvent { name });
+            // Close callbacks are synchronous: the push runs in a task.
+            if let Some(name) = closed.uid().map(str::to_owned) {
+                tokio::spawn(async move {
+                    let left = UserEvent { name: &name };
+                    if let Err(err) = app.push(Audience::group(ROOM), "onUserLeft", &left).await {
+                        tracing::warn!(error = %err, "leave push failed");
+                    }
+                });
             }
         })?;
         Ok(JoinResponse {
@@ -118,7 +127,7 @@ impl Room {
             name,
             content: &message.content,
         };
-        if let Err(err) = app.groups().broadcast(ROOM, "onMessage", &push) {
+        if let Err(err) = app.push(Audience::group(ROOM), "onMessage", &push).await {
             tracing::warn!(error = %err, "broadcast failed");
         }
     }
@@ -204,4 +213,135 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     app.run().await?;
     Ok(())
+}
+
+/// The chat component through `pitaya::testing`: no socket, no port.
+#[cfg(test)]
+mod tests {
+    use pitaya::testing::{TestApp, TestSession};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn chat() -> TestApp {
+        TestApp::new(App::builder("chat").register(Room)).expect("the chat app builds")
+    }
+
+    async fn join(app: &TestApp, session: &TestSession, name: &str) -> Value {
+        app.request(session, "chat.room.join", &json!({ "name": name }))
+            .await
+            .expect("join succeeds")
+    }
+
+    /// Waits for the pushes made by tasks the handlers spawned.
+    async fn pushes_on(session: &TestSession, route: &str) -> Vec<Value> {
+        for _ in 0..100 {
+            let pushes: Vec<Value> = session.pushes_on(route).expect("pushes decode");
+            if !pushes.is_empty() {
+                return pushes;
+            }
+            tokio::task::yield_now().await;
+        }
+        Vec::new()
+    }
+
+    #[tokio::test]
+    async fn join_binds_the_name_and_tells_the_room() {
+        let app = chat();
+        let (ana, bob) = (app.session(), app.session());
+        assert_eq!(
+            join(&app, &ana, "ana").await,
+            json!({"code": 0, "members": ["ana"]})
+        );
+        assert_eq!(ana.uid().as_deref(), Some("ana"));
+        assert_eq!(
+            join(&app, &bob, " bob ").await,
+            json!({"code": 0, "members": ["ana", "bob"]})
+        );
+        // Ana hears of Bob; Bob joined after the push and hears nothing.
+        assert_eq!(
+            ana.pushes_on::<Value>("onNewUser").unwrap(),
+            vec![json!({"name": "bob"})]
+        );
+        assert!(bob.pushes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_name_is_required_and_joins_once() {
+        let app = chat();
+        let ana = app.session();
+        let err = app
+            .request::<_, Value>(&ana, "chat.room.join", &json!({"name": "  "}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, codes::BAD_REQUEST);
+        join(&app, &ana, "ana").await;
+        let again = app
+            .request::<_, Value>(&ana, "chat.room.join", &json!({"name": "ana2"}))
+            .await
+            .unwrap_err();
+        assert_eq!(again.code, codes::BAD_REQUEST);
+        assert!(again.msg.contains("already bound"), "{}", again.msg);
+    }
+
+    #[tokio::test]
+    async fn messages_reach_everyone_in_the_room() {
+        let app = chat();
+        let (ana, bob, carl) = (app.session(), app.session(), app.session());
+        join(&app, &ana, "ana").await;
+        join(&app, &bob, "bob").await;
+        app.notify(&bob, "chat.room.message", &json!({"content": "hi"}))
+            .await
+            .unwrap();
+        let expected = vec![json!({"name": "bob", "content": "hi"})];
+        assert_eq!(ana.pushes_on::<Value>("onMessage").unwrap(), expected);
+        assert_eq!(bob.pushes_on::<Value>("onMessage").unwrap(), expected);
+        // A session that has not joined sends nothing and gets nothing.
+        app.notify(&carl, "chat.room.message", &json!({"content": "psst"}))
+            .await
+            .unwrap();
+        assert!(ana.pushes_on::<Value>("onMessage").unwrap().is_empty());
+        assert!(carl.pushes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn leaving_tells_the_room_and_frees_the_name() {
+        let app = chat();
+        let (ana, bob) = (app.session(), app.session());
+        join(&app, &ana, "ana").await;
+        join(&app, &bob, "bob").await;
+        bob.disconnect();
+        assert_eq!(
+            pushes_on(&ana, "onUserLeft").await,
+            vec![json!({"name": "bob"})]
+        );
+        let members: Value = app
+            .request(&ana, "chat.room.members", &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(members, json!({"members": ["ana"]}));
+        // The name is free again for a new session.
+        let bob_again = app.session();
+        assert_eq!(
+            join(&app, &bob_again, "bob").await,
+            json!({"code": 0, "members": ["ana", "bob"]})
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_and_kinds_are_refused_as_pitaya_does() {
+        let app = chat();
+        let ana = app.session();
+        let err = app
+            .request::<_, Value>(&ana, "chat.room.dance", &json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, codes::NOT_FOUND);
+        // `message` is a notify: requesting it is a bad request.
+        let err = app
+            .request::<_, Value>(&ana, "chat.room.message", &json!({"content": "x"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, codes::BAD_REQUEST);
+    }
 }

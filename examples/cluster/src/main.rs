@@ -35,15 +35,12 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use clap::{Parser, Subcommand};
 use pitaya::acceptors::{TcpAcceptor, TlsConfig, WsAcceptor};
 use pitaya::app::AppBuilder;
-use pitaya::cluster::{
-    EtcdConfig, EtcdDiscovery, MemoryCluster, MemoryDiscovery, MemoryRpc, NatsConfig, NatsRpc,
-    ServerInfo,
-};
+use pitaya::cluster::{Cluster, EtcdConfig, MemoryCluster, NatsConfig};
 use pitaya::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -129,9 +126,8 @@ impl Room {
             }
             members.clone()
         };
-        app.push_to_users(
-            "connector",
-            &members,
+        app.push(
+            Audience::uids(members.iter().cloned()).via("connector"),
             "onNewUser",
             &Broadcast {
                 name: &name,
@@ -154,7 +150,11 @@ impl Room {
             content: &message.content,
         };
         if let Err(err) = app
-            .push_to_users("connector", &self.members(), "onMessage", &push)
+            .push(
+                Audience::uids(self.members()).via("connector"),
+                "onMessage",
+                &push,
+            )
             .await
         {
             tracing::warn!(error = %err, "push failed");
@@ -276,22 +276,20 @@ fn new_id(server_type: &str) -> String {
 }
 
 async fn run_networked(args: &Args, server: Server) -> Result<(), Error> {
-    let (server_type, frontend) = match server {
-        Server::Connector => ("connector", true),
-        Server::Room => ("room", false),
+    let server_type = match server {
+        Server::Connector => "connector",
+        Server::Room => "room",
     };
     let id = new_id(server_type);
-    let me = ServerInfo::new(id.clone(), server_type, frontend);
-    let discovery = Arc::new(EtcdDiscovery::new(EtcdConfig::new([args.etcd.clone()])));
-    let rpc = Arc::new(NatsRpc::connect(NatsConfig::new(args.nats.clone()), me).await?);
+    let cluster = Cluster::etcd_nats(
+        EtcdConfig::new([args.etcd.clone()]),
+        NatsConfig::new(args.nats.clone()),
+    );
     let builder = match server {
         Server::Connector => connector(args).await?,
         Server::Room => room(&id),
     };
-    let app = builder
-        .cluster(discovery, rpc.clone(), rpc)
-        .server_id(id)
-        .build()?;
+    let app = builder.cluster(cluster).server_id(id).build()?;
     for url in app.urls() {
         println!("{server_type} listening on {url}");
     }
@@ -300,23 +298,14 @@ async fn run_networked(args: &Args, server: Server) -> Result<(), Error> {
 }
 
 async fn run_dev(args: &Args) -> Result<(), Error> {
-    let cluster = MemoryCluster::new();
-    let parts = |id: &str, server_type: &str, frontend: bool| {
-        let rpc = Arc::new(MemoryRpc::new(
-            &cluster,
-            ServerInfo::new(id, server_type, frontend),
-        ));
-        (Arc::new(MemoryDiscovery::new(&cluster)), rpc)
-    };
-    let (room_discovery, room_rpc) = parts("room-dev", "room", false);
+    let dev = MemoryCluster::new();
     let room_app = room("room-dev")
-        .cluster(room_discovery, room_rpc.clone(), room_rpc)
+        .cluster(Cluster::memory(&dev))
         .server_id("room-dev")
         .build()?;
-    let (front_discovery, front_rpc) = parts("connector-dev", "connector", true);
     let front_app = connector(args)
         .await?
-        .cluster(front_discovery, front_rpc.clone(), front_rpc)
+        .cluster(Cluster::memory(&dev))
         .server_id("connector-dev")
         .build()?;
     for url in front_app.urls() {

@@ -45,16 +45,12 @@
 //! buffer, beyond which requests are dropped as a slow consumer.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use pitaya::acceptors::{TcpAcceptor, TlsConfig, WsAcceptor};
 use pitaya::app::AppBuilder;
-use pitaya::cluster::{
-    EtcdConfig, EtcdDiscovery, MemoryCluster, MemoryDiscovery, MemoryRpc, NatsConfig, NatsRpc,
-    ServerInfo,
-};
+use pitaya::cluster::{Cluster, EtcdConfig, MemoryCluster, NatsConfig};
 
 use pitaya::Bytes;
 use pitaya::prelude::*;
@@ -226,19 +222,15 @@ fn print_urls(app: &App) {
 /// `run`, before the app waits for shutdown).
 fn announce_when_registered(handle: AppHandle, role: &'static str) {
     tokio::spawn(async move {
-        loop {
-            let registered = match (handle.server_info(), handle.discovery()) {
-                (Some(me), Some(discovery)) => discovery.server(&me.id).map(|_| me.id.clone()),
-                _ => return,
-            };
-            if let Some(id) = registered {
-                println!("echo {role} {id} registered");
-                return;
-            }
+        // Ready: connected, serving and registered in the cluster.
+        while !handle.is_ready() {
             if handle.is_shutting_down() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(me) = handle.server_info() {
+            println!("echo {role} {} registered", me.id);
         }
     });
 }
@@ -273,22 +265,17 @@ async fn networked(args: &Args) -> Result<(), Error> {
         BACKEND_TYPE
     };
     let id = server_id(server_type);
-    let me = ServerInfo::new(id.clone(), server_type, is_frontend);
-    let discovery = Arc::new(EtcdDiscovery::new(EtcdConfig::new([args.etcd.clone()])));
     let mut nats = NatsConfig::new(args.nats.clone());
     if let Some(buffer) = args.nats_buffer {
         nats.subscription_capacity = buffer;
     }
-    let rpc = Arc::new(NatsRpc::connect(nats, me).await?);
+    let cluster = Cluster::etcd_nats(EtcdConfig::new([args.etcd.clone()]), nats);
     let builder = if is_frontend {
         frontend(args).await?
     } else {
         backend(args)
     };
-    let app = builder
-        .cluster(discovery, rpc.clone(), rpc)
-        .server_id(id)
-        .build()?;
+    let app = builder.cluster(cluster).server_id(id).build()?;
     print_urls(&app);
     announce_when_registered(
         app.handle(),
@@ -299,26 +286,15 @@ async fn networked(args: &Args) -> Result<(), Error> {
 }
 
 async fn dev(args: &Args) -> Result<(), Error> {
-    let cluster = MemoryCluster::new();
-    let parts = |id: &str, server_type: &str, frontend: bool| {
-        let rpc = Arc::new(MemoryRpc::new(
-            &cluster,
-            ServerInfo::new(id, server_type, frontend),
-        ));
-        (Arc::new(MemoryDiscovery::new(&cluster)), rpc)
-    };
-    let backend_id = server_id(BACKEND_TYPE);
-    let (back_discovery, back_rpc) = parts(&backend_id, BACKEND_TYPE, false);
+    let dev = MemoryCluster::new();
     let back_app = backend(args)
-        .cluster(back_discovery, back_rpc.clone(), back_rpc)
-        .server_id(backend_id)
+        .cluster(Cluster::memory(&dev))
+        .server_id(server_id(BACKEND_TYPE))
         .build()?;
-    let frontend_id = server_id(FRONTEND_TYPE);
-    let (front_discovery, front_rpc) = parts(&frontend_id, FRONTEND_TYPE, true);
     let front_app = frontend(args)
         .await?
-        .cluster(front_discovery, front_rpc.clone(), front_rpc)
-        .server_id(frontend_id)
+        .cluster(Cluster::memory(&dev))
+        .server_id(server_id(FRONTEND_TYPE))
         .build()?;
     print_urls(&front_app);
     let back_handle = back_app.handle();

@@ -123,7 +123,7 @@ impl ClientBuilder {
     }
 
     /// Payload serializer. By default the client uses the one the server
-    /// announces in its handshake (`"json"` or `"msgpack"`; JSON for any
+    /// announces in its handshake (`"json"`, `"msgpack"` or `"protobuf"`; JSON for any
     /// other name); an explicit setting wins.
     pub fn serializer(mut self, serializer: SerializerKind) -> Self {
         self.serializer = Some(serializer);

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::Stream;
+use pitaya_protocol::protos::prost;
 use pitaya_protocol::{Serializer, SerializerKind};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
@@ -18,7 +19,9 @@ use crate::{Error, Result};
 #[non_exhaustive]
 pub enum Event {
     /// A push on `route`; `body` is serialized with the session's
-    /// serializer (see [`Events::decode`] and [`Event::decode`]).
+    /// serializer (see [`Events::decode`] and [`Event::decode`], or
+    /// [`Events::decode_message`] and [`Event::decode_message`] for
+    /// protobuf).
     Push {
         /// The push route, e.g. `"onMessage"`.
         route: String,
@@ -55,6 +58,19 @@ impl Event {
     pub fn decode<T: DeserializeOwned>(&self, serializer: SerializerKind) -> Option<Result<T>> {
         match self {
             Self::Push { body, .. } => Some(serializer.deserialize(body).map_err(Error::from)),
+            _ => None,
+        }
+    }
+
+    /// Decodes the body of a push as the prost message `M` with
+    /// `serializer` (which must be [`SerializerKind::Protobuf`]); `None`
+    /// for events that are not pushes.
+    pub fn decode_message<M: prost::Message + Default>(
+        &self,
+        serializer: SerializerKind,
+    ) -> Option<Result<M>> {
+        match self {
+            Self::Push { body, .. } => Some(serializer.decode_message(body).map_err(Error::from)),
             _ => None,
         }
     }
@@ -103,6 +119,12 @@ impl Events {
     /// Decodes a push body with the session's serializer.
     pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T> {
         Ok(self.serializer.deserialize(body)?)
+    }
+
+    /// Decodes a push body as the prost message `M`, on a protobuf session
+    /// (else an [`Error::Serializer`]).
+    pub fn decode_message<M: prost::Message + Default>(&self, body: &[u8]) -> Result<M> {
+        Ok(self.serializer.decode_message(body)?)
     }
 
     /// The session's serializer.

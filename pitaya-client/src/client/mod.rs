@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pitaya_protocol::codec::{HandshakeResponse, Message, MessageCodec};
+use pitaya_protocol::protos::prost;
 use pitaya_protocol::{PitayaError, Serializer, SerializerKind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,6 +42,14 @@ use crate::{Endpoint, Error, Result};
 ///   ends with [`Error::HeartbeatTimeout`].
 /// - Routes in the server's dictionary (`sys.dict`) are sent as their
 ///   2-byte code.
+/// - The payload serializer is the one the server announces
+///   (`sys.serializer`: `json`, `msgpack` or `protobuf`) unless
+///   [`ClientBuilder::serializer`] says otherwise. JSON and MessagePack
+///   carry serde values ([`Client::request`], [`Client::notify`],
+///   [`Client::decode`]); protobuf carries prost messages
+///   ([`Client::request_message`], [`Client::notify_message`],
+///   [`Client::decode_message`]). Error responses are decoded with the same
+///   serializer (`protos.Error` in protobuf).
 /// - When the connection ends, every pending request fails with
 ///   [`Error::Closed`] ([`Error::Kicked`] after a kick), and so does every
 ///   later call. Dropping the last clone closes the connection gracefully.
@@ -156,6 +165,69 @@ impl Client {
         self.decode(&response)
     }
 
+    /// Sends a request with the prost message `body`, protobuf encoded, and
+    /// decodes the response as a `Resp`, waiting at most the default request
+    /// timeout: what a server with Go Pitaya's protobuf serializer speaks.
+    ///
+    /// An error response becomes [`Error::Server`] with its code, message
+    /// and metadata (decoded from `protos.Error`). On a JSON or MessagePack
+    /// session this is an [`Error::Serializer`]: use [`Client::request`].
+    ///
+    /// ```no_run
+    /// use pitaya_client::{Client, prost};
+    ///
+    /// #[derive(Clone, PartialEq, prost::Message)]
+    /// #[prost(prost_path = "::pitaya_client::prost")]
+    /// struct Join {
+    ///     #[prost(string, tag = "1")]
+    ///     name: String,
+    /// }
+    ///
+    /// #[derive(Clone, PartialEq, prost::Message)]
+    /// #[prost(prost_path = "::pitaya_client::prost")]
+    /// struct Joined {
+    ///     #[prost(uint32, tag = "1")]
+    ///     players: u32,
+    /// }
+    ///
+    /// # async fn run() -> pitaya_client::Result<()> {
+    /// let (client, mut events) = Client::connect("tcp://127.0.0.1:3250").await?;
+    /// // The server announced "protobuf" in its handshake.
+    /// let joined: Joined = client
+    ///     .request_message("room.room.join", &Join { name: "ana".into() })
+    ///     .await?;
+    /// println!("{} players", joined.players);
+    /// if let Some(pitaya_client::Event::Push { body, .. }) = events.next().await {
+    ///     let update: Joined = events.decode_message(&body)?;
+    ///     println!("now {}", update.players);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn request_message<Req, Resp>(&self, route: &str, body: &Req) -> Result<Resp>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        self.request_message_timeout(route, body, self.inner.request_timeout)
+            .await
+    }
+
+    /// [`Client::request_message`] waiting at most `timeout`.
+    pub async fn request_message_timeout<Req, Resp>(
+        &self,
+        route: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let payload = self.inner.serializer.encode_message(body)?;
+        let response = self.request_raw_timeout(route, payload, timeout).await?;
+        self.decode_message(&response)
+    }
+
     /// Sends a request with an already serialized body and returns the raw
     /// response body, waiting at most the default request timeout.
     ///
@@ -215,6 +287,14 @@ impl Client {
         self.notify_raw(route, payload).await
     }
 
+    /// Sends a notify with the prost message `body`, protobuf encoded (on a
+    /// JSON or MessagePack session, an [`Error::Serializer`]: use
+    /// [`Client::notify`]).
+    pub async fn notify_message<M: prost::Message>(&self, route: &str, body: &M) -> Result<()> {
+        let payload = self.inner.serializer.encode_message(body)?;
+        self.notify_raw(route, payload).await
+    }
+
     /// Sends a notify with an already serialized body.
     pub async fn notify_raw(&self, route: &str, body: impl Into<Bytes>) -> Result<()> {
         let inner = &*self.inner;
@@ -233,6 +313,12 @@ impl Client {
     /// serializer.
     pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T> {
         Ok(self.inner.serializer.deserialize(body)?)
+    }
+
+    /// Decodes a body (a response, a push) as the prost message `M`, on a
+    /// protobuf session (else an [`Error::Serializer`]).
+    pub fn decode_message<M: prost::Message + Default>(&self, body: &[u8]) -> Result<M> {
+        Ok(self.inner.serializer.decode_message(body)?)
     }
 
     /// The server's handshake response (heartbeat, dictionary, serializer).
@@ -290,9 +376,7 @@ impl Client {
     }
 
     fn decode_error(&self, body: &[u8]) -> PitayaError {
-        self.inner
-            .serializer
-            .deserialize::<PitayaError>(body)
+        PitayaError::decode(self.inner.serializer, body)
             .unwrap_or_else(|_| PitayaError::new("", String::from_utf8_lossy(body)))
     }
 }

@@ -4,11 +4,10 @@
 //! and `NODE_LEASE_TTL_MS`; logs by `RUST_LOG`. Runs until SIGINT or
 //! SIGTERM, then shuts down gracefully.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pitaya::app::App;
-use pitaya::cluster::{EtcdDiscovery, NatsConfig, NatsRpc, ServerInfo};
+use pitaya::cluster::{Cluster, NatsConfig};
 use pitaya_tests::cluster::Plane;
 use pitaya_tests::room::Room;
 
@@ -27,11 +26,9 @@ async fn main() -> Result<(), Error> {
     let id = var("NODE_ID")?;
     let mut etcd = Plane::etcd_config(&var("NODE_ETCD")?, &var("NODE_PREFIX")?);
     etcd.heartbeat_ttl = Duration::from_millis(var("NODE_LEASE_TTL_MS")?.parse()?);
-    let me = ServerInfo::new(&id, "room", false);
-    let rpc = Arc::new(NatsRpc::connect(NatsConfig::new(var("NODE_NATS")?), me).await?);
     App::builder("room")
         .register(Room::new(&id))
-        .cluster(Arc::new(EtcdDiscovery::new(etcd)), rpc.clone(), rpc)
+        .cluster(Cluster::etcd_nats(etcd, NatsConfig::new(var("NODE_NATS")?)))
         .server_id(id)
         .build()?
         .run()

@@ -1,0 +1,136 @@
+//! The dispatcher: where a client message goes and how its call starts.
+//!
+//! One set of rules for every path a client message takes: the agent (a
+//! message read from a connection), the inbound cluster path (a message a
+//! frontend forwarded here) and the test harness. A route naming another
+//! server type is forwarded through the cluster; otherwise it must be a
+//! handler of this server, and a request to a notify route is refused
+//! (`PIT-400`) while a notify to a request route runs with its reply
+//! discarded, as in Pitaya.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::Instrument;
+
+use crate::PitayaError;
+use crate::codec::MessageType;
+use crate::context::Context;
+use crate::dispatch::{Route, parse_route};
+use crate::error::codes;
+use crate::handler::{HandlerFuture, HandlerKind, Request};
+use crate::server::ServerCore;
+use crate::session::Session;
+
+/// Where a client message goes.
+enum Destination {
+    /// A handler of this server.
+    Local(Route),
+    /// A server of another type, through the cluster.
+    Forward(String),
+}
+
+/// `PIT-404` for a client route.
+pub(crate) fn not_found(route: &str) -> PitayaError {
+    PitayaError::new(
+        codes::NOT_FOUND,
+        format!("pitaya/handler: {route} not found"),
+    )
+}
+
+/// The handler of this server for `local` (`component.method`) of the
+/// client route `route`, with the request/notify rule applied.
+pub(crate) fn local_handler(
+    core: &ServerCore,
+    local: &str,
+    route: &str,
+    notify: bool,
+) -> Result<Route, PitayaError> {
+    let handler = core.routes.handler(local).ok_or_else(|| not_found(route))?;
+    match (notify, handler.kind) {
+        (false, HandlerKind::Notify) => Err(PitayaError::new(
+            codes::BAD_REQUEST,
+            format!("tried to request a notify route {route}"),
+        )),
+        (true, HandlerKind::Request) => {
+            tracing::warn!(
+                route,
+                "notify sent to a request route: the reply is discarded"
+            );
+            Ok(handler.clone())
+        }
+        _ => Ok(handler.clone()),
+    }
+}
+
+fn resolve(core: &ServerCore, route: &str, notify: bool) -> Result<Destination, PitayaError> {
+    let parts = parse_route(route)?;
+    if let Some(server_type) = parts.server_type
+        && server_type != core.config.server_type
+    {
+        return if core.handle.cluster().is_some() {
+            Ok(Destination::Forward(server_type.to_owned()))
+        } else {
+            Err(not_found(route))
+        };
+    }
+    local_handler(core, parts.local, route, notify).map(Destination::Local)
+}
+
+/// A client message from `session`, ready to run.
+pub(crate) struct ClientMessage {
+    /// The full route as the client sent it.
+    pub(crate) route: String,
+    /// The message id (0 for a notify).
+    pub(crate) id: u64,
+    /// Request or notify.
+    pub(crate) kind: MessageType,
+    /// The (inflated) body.
+    pub(crate) body: Bytes,
+}
+
+/// Starts a client message: the future of its reply (`None` for a
+/// notify), or the error to answer at once (bad or unknown route).
+/// `offload` lets a large payload be decoded under `block_in_place`.
+pub(crate) fn start(
+    core: &Arc<ServerCore>,
+    session: &Session,
+    message: ClientMessage,
+    offload: bool,
+) -> Result<HandlerFuture, PitayaError> {
+    let ClientMessage {
+        route,
+        id,
+        kind,
+        body,
+    } = message;
+    match resolve(core, &route, kind == MessageType::Notify)? {
+        Destination::Local(handler) => {
+            let span = tracing::debug_span!("request", route = %handler.name, id);
+            let context = Context::new(route);
+            let request = Request::from_client(session.clone(), context, body)
+                .with_app(core.handle())
+                .with_offload(offload);
+            let core = core.clone();
+            Ok(Box::pin(
+                async move { handler.call(&core.pipelines, request).await }.instrument(span),
+            ))
+        }
+        Destination::Forward(server_type) => {
+            let cluster = core
+                .handle
+                .cluster()
+                .cloned()
+                .ok_or_else(|| not_found(&route))?;
+            Ok(Box::pin(crate::clustered::forward(
+                cluster,
+                session.clone(),
+                &server_type,
+                route,
+                id,
+                kind,
+                body,
+            )))
+        }
+    }
+}
