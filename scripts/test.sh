@@ -31,4 +31,4 @@ eval "$cluster_env"
 trap 'bash scripts/cluster-deps.sh stop' EXIT
 
 cargo test --workspace --locked \
-    --features pitaya-cluster/real-cluster-tests,pitaya-tests/real-cluster-tests "$@"
+    --features pitaya-cluster/real-cluster-tests,pitaya-tests/real-cluster-tests,cluster/real-cluster-tests "$@"

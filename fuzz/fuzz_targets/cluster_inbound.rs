@@ -144,7 +144,7 @@ fn join(_room: Arc<Room>, request: Request) -> HandlerFuture {
         if let Some(session) = request.session() {
             let _ = session.set("last", &payload);
             if let Some(uid) = payload.get("uid").and_then(serde_json::Value::as_str) {
-                let _ = session.bind(uid);
+                let _ = session.bind(uid).await;
             }
             let _ = session.push("onJoin", &payload);
             session.push_to_front();

@@ -261,17 +261,15 @@ impl Inner {
     }
 
     async fn connect(&self) -> Result<Client, ClusterError> {
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(self.config.dial_timeout)
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
-        if !self.config.user.is_empty() && !self.config.pass.is_empty() {
-            options = options.with_user(self.config.user.clone(), self.config.pass.clone());
-        }
-        self.call(
-            "connect",
-            Client::connect(&self.config.endpoints, Some(options)),
+        let config = &self.config;
+        connect_client(
+            &config.endpoints,
+            &config.user,
+            &config.pass,
+            config.dial_timeout,
         )
         .await
+        .map_err(|reason| ClusterError::discovery(format!("etcd connect: {reason}")))
     }
 
     async fn watch(&self, client: &Client) -> Result<WatchStream, ClusterError> {
@@ -392,6 +390,29 @@ impl Inner {
     fn fail(&self, reason: &str) {
         tracing::error!(reason, "sd: giving up on etcd");
         self.failed.send_replace(Some(reason.to_owned()));
+    }
+}
+
+/// Connects an etcd client as every etcd user of this crate does (service
+/// discovery, groups): `endpoints`, authentication when `user` and `pass`
+/// are both non-empty, HTTP/2 keep-alive, bounded by `dial_timeout`. The
+/// error is the reason, for the caller's message.
+pub(crate) async fn connect_client(
+    endpoints: &[String],
+    user: &str,
+    pass: &str,
+    dial_timeout: Duration,
+) -> Result<Client, String> {
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(dial_timeout)
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+    if !user.is_empty() && !pass.is_empty() {
+        options = options.with_user(user, pass);
+    }
+    match tokio::time::timeout(dial_timeout, Client::connect(endpoints, Some(options))).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err("timed out".to_owned()),
     }
 }
 

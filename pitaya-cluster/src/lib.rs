@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`ServiceDiscovery`] | [`EtcdDiscovery`] (feature `etcd`) | [`MemoryDiscovery`] |
 //! | [`RpcClient`] + [`RpcServer`] | [`NatsRpc`] (feature `nats`) | [`MemoryRpc`] |
+//! | [`GroupService`] | [`EtcdGroups`] (feature `etcd`) | [`MemoryGroups`] (the default) |
 //!
 //! Both features are on by default. The in-process implementations are
 //! always there: `default-features = false` builds neither etcd-client (nor
@@ -15,7 +16,9 @@
 //! What goes on the wire (all of it Go Pitaya's):
 //!
 //! - etcd: key `<prefix>servers/<type>/<id>` (prefix `pitaya/` by default),
-//!   value [`ServerInfo::to_json`], under a lease kept alive by the server,
+//!   value [`ServerInfo::to_json`], under a lease kept alive by the server;
+//!   groups: `<prefix>groups/<name>` and `<prefix>groups/<name>/uids/<uid>`,
+//!   empty values, under the group's lease when it has a TTL,
 //! - NATS: [`subjects`], with [`pitaya_core::protos`] messages as payloads.
 //!
 //! ```
@@ -35,10 +38,17 @@
 //! # }
 //! ```
 //!
+//! [`GroupService`]: pitaya_core::group::GroupService
+//! [`MemoryGroups`]: pitaya_core::group::MemoryGroups
 #![cfg_attr(feature = "etcd", doc = "[`EtcdDiscovery`]: crate::EtcdDiscovery")]
 #![cfg_attr(
     not(feature = "etcd"),
     doc = "[`EtcdDiscovery`]: https://docs.rs/pitaya-cluster/latest/pitaya_cluster/struct.EtcdDiscovery.html"
+)]
+#![cfg_attr(feature = "etcd", doc = "[`EtcdGroups`]: crate::EtcdGroups")]
+#![cfg_attr(
+    not(feature = "etcd"),
+    doc = "[`EtcdGroups`]: https://docs.rs/pitaya-cluster/latest/pitaya_cluster/struct.EtcdGroups.html"
 )]
 #![cfg_attr(feature = "nats", doc = "[`NatsRpc`]: crate::NatsRpc")]
 #![cfg_attr(
@@ -49,6 +59,8 @@
 
 #[cfg(feature = "etcd")]
 mod etcd;
+#[cfg(feature = "etcd")]
+mod groups;
 mod memory;
 #[cfg(feature = "nats")]
 mod nats;
@@ -60,6 +72,9 @@ pub mod subjects;
 #[cfg(feature = "etcd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
 pub use etcd::{EtcdConfig, EtcdDiscovery};
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+pub use groups::{EtcdGroups, EtcdGroupsConfig};
 pub use memory::{MemoryCluster, MemoryDiscovery, MemoryRpc, MemoryRpcConfig};
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]

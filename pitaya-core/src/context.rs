@@ -3,6 +3,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Propagated key: the id of the client request, a NATS nuid made by the
+/// frontend that received the message (Go's `constants.RequestIDKey`). A
+/// server receiving a call without one makes one, as Go does.
+pub const REQUEST_ID: &str = "request.id";
+
+/// Propagated key: the route of the call, as the client sent it on the
+/// frontend, and as the receiving server was called (Go's
+/// `constants.RouteKey`).
+pub const REQUEST_ROUTE: &str = "req-route";
+
+/// Propagated key: when the frontend received the client message, in unix
+/// nanoseconds (a JSON integer; Go's `constants.StartTimeKey`).
+pub const REQUEST_START_TIME: &str = "req-start-time";
+
 /// What a handler knows about the call besides its payload: the route and
 /// the propagated metadata (Pitaya's "propagate context").
 #[derive(Clone, Debug, Default)]
@@ -39,6 +53,48 @@ impl Context {
     /// `component.method`).
     pub fn route(&self) -> &str {
         &self.inner.route
+    }
+
+    /// The context of a client message just received by a frontend: the
+    /// route, the request id and the start time, as Go's handler service
+    /// sets them.
+    pub(crate) fn client(route: String, request_id: String, start_nanos: i64) -> Self {
+        let metadata = BTreeMap::from([
+            (REQUEST_START_TIME.to_owned(), start_nanos.into()),
+            (REQUEST_ROUTE.to_owned(), route.clone().into()),
+            (REQUEST_ID.to_owned(), request_id.into()),
+        ]);
+        Self::with_metadata(route, metadata)
+    }
+
+    /// The server type the route names (`room` in `room.room.join`), `None`
+    /// for a `component.method` route. A hook on a frontend compares it with
+    /// its own server type to tell a message it forwards from one it
+    /// handles.
+    ///
+    /// ```
+    /// use pitaya_core::Context;
+    ///
+    /// assert_eq!(Context::new("room.room.join").server_type(), Some("room"));
+    /// assert_eq!(Context::new("room.join").server_type(), None);
+    /// ```
+    pub fn server_type(&self) -> Option<&str> {
+        let route = self.route();
+        let (server_type, rest) = route.split_once('.')?;
+        rest.contains('.').then_some(server_type)
+    }
+
+    /// The id of the client request this call serves ([`REQUEST_ID`]), the
+    /// same on the frontend and on the servers it calls.
+    pub fn request_id(&self) -> Option<&str> {
+        self.get(REQUEST_ID).and_then(serde_json::Value::as_str)
+    }
+
+    /// When the frontend received the client message, in unix nanoseconds
+    /// ([`REQUEST_START_TIME`]).
+    pub fn start_time_nanos(&self) -> Option<i64> {
+        self.get(REQUEST_START_TIME)
+            .and_then(serde_json::Value::as_i64)
     }
 
     /// A propagated metadata value.

@@ -4,10 +4,7 @@
 //! lists `#[component]` generates; dispatching a message is one hash lookup.
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-
-use futures::FutureExt;
 
 use crate::error::codes;
 use crate::handler::{
@@ -211,32 +208,23 @@ pub fn parse_route(route: &str) -> Result<RouteParts<'_>, PitayaError> {
 }
 
 impl Route {
-    /// Runs the pipelines and the handler; a panic in the handler becomes
-    /// a `PIT-500` for this call only.
+    /// Runs `pipelines` around the handler: the before hooks, the handler
+    /// on the request they let through, the after hooks on its result (see
+    /// [`Pipelines::run`]). For a remote, a before-hook rejection is a
+    /// `PIT-500` with the hook's message, as Go's remote service answers.
+    /// A panic in the handler or a hook becomes a `PIT-500` for this call
+    /// only.
     pub async fn call(&self, pipelines: &Pipelines, request: Request) -> HandlerResult {
+        let call = |request| (self.call)(request);
         // Hooks are user code too: a panic anywhere in the pipeline fails
         // this call only.
-        let run = async {
-            let request = match pipelines.before(request) {
-                Ok(request) => request,
-                Err(err) => return pipelines.after(Err(err)),
-            };
-            let result = (self.call)(request).await;
-            pipelines.after(result)
-        };
-        match AssertUnwindSafe(run).catch_unwind().await {
-            Ok(result) => result,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                tracing::error!(route = %self.name, panic = %what, "handler or pipeline panicked");
-                Err(PitayaError::new(
-                    codes::INTERNAL,
-                    "internal error: the handler panicked",
-                ))
+        match self.kind {
+            HandlerKind::Remote => {
+                let run = pipelines.run_with(request, crate::pipeline::remote_rejection, call);
+                crate::pipeline::catch_panics(&self.name, run).await
+            }
+            HandlerKind::Request | HandlerKind::Notify => {
+                crate::pipeline::catch_panics(&self.name, pipelines.run(request, call)).await
             }
         }
     }

@@ -89,9 +89,26 @@ pub(crate) struct ClientMessage {
     pub(crate) body: Bytes,
 }
 
+/// The context a client message starts with on the server that received
+/// it: its route, a fresh `request.id`, `req-route` and `req-start-time`,
+/// as Go's handler service sets them.
+fn client_context(route: String) -> Context {
+    Context::client(
+        route,
+        crate::clustered::nuid::next(),
+        crate::clustered::now_nanos(),
+    )
+}
+
 /// Starts a client message: the future of its reply (`None` for a
 /// notify), or the error to answer at once (bad or unknown route).
 /// `offload` lets a large payload be decoded under `block_in_place`.
+///
+/// The handler pipeline runs around a local handler and, for a message
+/// forwarded to another server type, around the forwarding: the before
+/// hooks before it is sent (a rejection answers the client, nothing is
+/// sent; the context and body they return are what is sent), the after
+/// hooks on the backend's reply.
 pub(crate) fn start(
     core: &Arc<ServerCore>,
     session: &Session,
@@ -107,8 +124,7 @@ pub(crate) fn start(
     match resolve(core, &route, kind == MessageType::Notify)? {
         Destination::Local(handler) => {
             let span = tracing::debug_span!("request", route = %handler.name, id);
-            let context = Context::new(route);
-            let request = Request::from_client(session.clone(), context, body)
+            let request = Request::from_client(session.clone(), client_context(route), body)
                 .with_app(core.handle())
                 .with_offload(offload);
             let core = core.clone();
@@ -122,15 +138,51 @@ pub(crate) fn start(
                 .cluster()
                 .cloned()
                 .ok_or_else(|| not_found(&route))?;
-            Ok(Box::pin(crate::clustered::forward(
-                cluster,
-                session.clone(),
-                &server_type,
-                route,
-                id,
-                kind,
-                body,
-            )))
+            let context = client_context(route);
+            if core.pipelines.is_empty() {
+                return Ok(Box::pin(crate::clustered::forward(
+                    cluster,
+                    session.clone(),
+                    &server_type,
+                    context,
+                    id,
+                    kind,
+                    body,
+                )));
+            }
+            let span = tracing::debug_span!("request", route = %context.route(), id);
+            let request = Request::from_client(session.clone(), context, body)
+                .with_app(core.handle())
+                .with_offload(offload);
+            let session = session.clone();
+            let core = core.clone();
+            Ok(Box::pin(
+                async move {
+                    let route = request.context().route().to_owned();
+                    let forward = |request: Request| {
+                        // What the hooks let through goes where the client's
+                        // route says, whatever route their context names.
+                        let context = if request.context().route() == route {
+                            request.context().clone()
+                        } else {
+                            Context::with_metadata(&*route, request.context().metadata().clone())
+                        };
+                        let session = request.session().cloned().unwrap_or(session);
+                        crate::clustered::forward(
+                            cluster,
+                            session,
+                            &server_type,
+                            context,
+                            id,
+                            kind,
+                            request.body().clone(),
+                        )
+                    };
+                    let run = core.pipelines.run(request, forward);
+                    crate::pipeline::catch_panics(&route, run).await
+                }
+                .instrument(span),
+            ))
         }
     }
 }

@@ -115,7 +115,10 @@ impl AppHandle {
         self.shared.sessions.count()
     }
 
-    /// The in-memory groups of this server.
+    /// The app's groups: in this server's memory by default, or kept by the
+    /// service given to
+    /// [`AppBuilder::groups`](crate::app::AppBuilder::groups) (etcd, shared
+    /// by the cluster).
     pub fn groups(&self) -> &Groups {
         &self.shared.groups
     }

@@ -235,6 +235,22 @@ impl Request {
         self
     }
 
+    /// The same request with another context: what a before hook returns
+    /// to pass values on (`ctx.with_value(..)`), to the handler and, for a
+    /// forwarded route, to the backend.
+    #[must_use]
+    pub fn with_context(mut self, context: Context) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// The same request with another (serialized) payload.
+    #[must_use]
+    pub fn with_body(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+
     /// The app serving the request (set by the runtime).
     pub fn app(&self) -> Option<&AppHandle> {
         self.app.as_ref()

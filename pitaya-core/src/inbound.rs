@@ -12,12 +12,12 @@ use tracing::Instrument;
 use crate::cluster::{ClusterFuture, Inbound, go_duration};
 use crate::clustered::ClusterParts;
 use crate::clustered::backend_session::{BackendLink, Op};
+use crate::clustered::session_watch;
 use crate::context::Context;
 use crate::dispatch::parse_route;
 use crate::dispatcher;
 use crate::error::codes;
 use crate::handler::Request;
-use crate::pipeline::Pipelines;
 use crate::server::ServerCore;
 use crate::session::Session;
 use crate::{PitayaError, protos};
@@ -51,6 +51,24 @@ fn decode_metadata(raw: &[u8]) -> BTreeMap<String, serde_json::Value> {
     serde_json::from_slice(raw).unwrap_or_default()
 }
 
+/// The context of a call received from another server, as Go's
+/// `GetContextFromRequest` makes it: the propagated metadata, a fresh
+/// `request.id` if it has none, and `req-route` set to the route called.
+fn received_context(route: &str, mut metadata: BTreeMap<String, serde_json::Value>) -> Context {
+    let has_id = metadata
+        .get(crate::context::REQUEST_ID)
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|id| !id.is_empty());
+    if !has_id {
+        metadata.insert(
+            crate::context::REQUEST_ID.to_owned(),
+            crate::clustered::nuid::next().into(),
+        );
+    }
+    metadata.insert(crate::context::REQUEST_ROUTE.to_owned(), route.into());
+    Context::with_metadata(route, metadata)
+}
+
 impl AppInbound {
     async fn serve(&self, request: protos::Request) -> Result<Bytes, PitayaError> {
         let core = self
@@ -75,7 +93,7 @@ impl AppInbound {
             .and_then(go_duration::parse);
         let parts = parse_route(&msg.route)?;
         let local = parts.local.to_owned();
-        let context = Context::with_metadata(msg.route.clone(), metadata);
+        let context = received_context(&msg.route, metadata);
         let rpc_type = request.r#type;
         let work = async {
             if rpc_type == protos::RpcType::User as i32 {
@@ -91,8 +109,12 @@ impl AppInbound {
                     PitayaError::new(codes::BAD_REQUEST, format!("invalid session data: {err}"))
                 })?
             };
-            let (link, ops) =
-                BackendLink::spawn(cluster.clone(), request.frontend_id.clone(), wire.id);
+            let (link, ops) = BackendLink::spawn(
+                cluster.clone(),
+                request.frontend_id.clone(),
+                wire.id,
+                context.clone(),
+            );
             let session = core
                 .sessions
                 .create_backend(Some(wire.uid), data, Box::new(link));
@@ -130,7 +152,7 @@ impl AppInbound {
 
 async fn serve_user(
     core: &Arc<ServerCore>,
-    cluster: &ClusterParts,
+    cluster: &Arc<ClusterParts>,
     local: &str,
     context: Context,
     data: Bytes,
@@ -139,8 +161,54 @@ async fn serve_user(
         "sys.bindsession" => {
             let wire = protos::Session::decode(data).map_err(bad_arg)?;
             let session = frontend_session(core, wire.id)?;
-            session.bind_inner(wire.uid, false)?;
-            on_frontend_bind(cluster, &session).await;
+            // The pool callbacks run, then the uid's subscription (the
+            // app's bind hook) before the backend hears back.
+            session.bind_local(wire.uid, true).await?;
+            Ok(ack())
+        }
+        session_watch::WATCH_ROUTE => {
+            let wire = protos::Session::decode(data).map_err(bad_arg)?;
+            let backend = context
+                .get("peer.id")
+                .and_then(serde_json::Value::as_str)
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| {
+                    PitayaError::new(codes::BAD_REQUEST, "a watch needs the caller's peer.id")
+                })?
+                .to_owned();
+            let Ok(session) = frontend_session(core, wire.id) else {
+                return Ok(Bytes::from_static(session_watch::ALREADY_CLOSED));
+            };
+            let weak = Arc::downgrade(cluster);
+            session.on_close(move |closed| {
+                let Some(cluster) = weak.upgrade() else {
+                    return;
+                };
+                let closed = protos::Session {
+                    id: wire.id,
+                    uid: closed.uid().unwrap_or_default().to_owned(),
+                    data: serde_json::to_vec(&closed.data())
+                        .unwrap_or_default()
+                        .into(),
+                };
+                tokio::spawn(async move {
+                    tell_session_closed(&cluster, &backend, closed).await;
+                });
+            })?;
+            Ok(ack())
+        }
+        session_watch::CLOSED_ROUTE => {
+            let wire = protos::Session::decode(data).map_err(bad_arg)?;
+            let frontend = context
+                .get("peer.id")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let data: HashMap<String, serde_json::Value> = if wire.data.is_empty() {
+                HashMap::new()
+            } else {
+                serde_json::from_slice(&wire.data).map_err(bad_arg)?
+            };
+            cluster.watches.closed(frontend, wire.id, Some(data));
             Ok(ack())
         }
         "sys.pushsession" => {
@@ -179,7 +247,7 @@ pub(crate) async fn call_remote(
     let request =
         Request::remote(context, data, core.sessions.serializer()).with_app(core.handle());
     route
-        .call(&Pipelines::default(), request)
+        .call(&core.remote_pipelines, request)
         .await?
         .ok_or_else(|| PitayaError::new(codes::UNKNOWN, "reply must not be null"))
 }
@@ -193,6 +261,29 @@ fn frontend_session(core: &ServerCore, id: i64) -> Result<Session, PitayaError> 
         .ok()
         .and_then(|id| core.sessions.by_id(id))
         .ok_or_else(|| PitayaError::new(codes::NOT_FOUND, format!("session {id} not found")))
+}
+
+/// Tells `backend` that a session it watched closed (fire and forget: a
+/// backend that is gone has nobody to tell).
+async fn tell_session_closed(cluster: &ClusterParts, backend: &str, closed: protos::Session) {
+    let Some(target) = cluster.discovery.server(backend) else {
+        tracing::debug!(%backend, "the watching backend is gone");
+        return;
+    };
+    let arg = closed.encode_to_vec().into();
+    if let Err(err) = cluster
+        .user_rpc(
+            &target,
+            false,
+            session_watch::CLOSED_ROUTE,
+            arg,
+            cluster.timeout,
+            None,
+        )
+        .await
+    {
+        tracing::debug!(%backend, error = %err, "telling the backend a session closed failed");
+    }
 }
 
 /// After a uid binds on this frontend: receive its pushes and kicks, and

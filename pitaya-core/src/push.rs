@@ -165,8 +165,9 @@ impl AppHandle {
     ///
     /// # Errors
     /// `PIT-500` when the value cannot be serialized or the route cannot be
-    /// encoded; `PIT-404` for a group that does not exist; `PIT-500` when a
-    /// backend cannot tell which frontend type its users are on. Users who
+    /// encoded; `PIT-404` for a group that does not exist; `PIT-500` when
+    /// the group service fails, or when a backend cannot tell which
+    /// frontend type its users are on. Users who
     /// cannot be reached are not an error: see [`Delivery::unreachable`].
     pub async fn push<T: Serialize + ?Sized>(
         &self,
@@ -244,7 +245,7 @@ impl AppHandle {
                 name,
                 frontend_type,
             } => {
-                let uids = self.shared.groups.members(&name)?;
+                let uids = self.shared.groups.members(&name).await?;
                 self.push_to_users(&uids, frontend_type.as_deref(), route, body, &mut delivery)
                     .await?;
             }
@@ -257,8 +258,9 @@ impl AppHandle {
     /// their frontend in a cluster.
     ///
     /// # Errors
-    /// `PIT-404` for a group that does not exist; `PIT-500` when a backend
-    /// cannot tell which frontend type its users are on.
+    /// `PIT-404` for a group that does not exist; `PIT-500` when the group
+    /// service fails, or when a backend cannot tell which frontend type its
+    /// users are on.
     pub async fn kick(&self, to: impl Into<Audience>) -> Result<Delivery, PitayaError> {
         let mut delivery = Delivery::default();
         let (uids, frontend_type) = match to.into() {
@@ -281,7 +283,7 @@ impl AppHandle {
             Audience::Group {
                 name,
                 frontend_type,
-            } => (self.shared.groups.members(&name)?, frontend_type),
+            } => (self.shared.groups.members(&name).await?, frontend_type),
         };
         let mut remote = Vec::new();
         for uid in uids {

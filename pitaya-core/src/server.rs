@@ -19,7 +19,11 @@ use crate::session::SessionHub;
 pub(crate) struct ServerCore {
     pub(crate) config: Config,
     pub(crate) routes: RouteTable,
+    /// The handler pipeline: around client handlers, and the messages a
+    /// frontend forwards.
     pub(crate) pipelines: Pipelines,
+    /// The remote pipeline: around the `#[remote]` methods served here.
+    pub(crate) remote_pipelines: Pipelines,
     pub(crate) codec: MessageCodec,
     pub(crate) sessions: Arc<SessionHub>,
     pub(crate) handshake_ok: Bytes,

@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
@@ -39,11 +41,14 @@ pub enum SessionError {
     /// An encoded push did not fit the protocol.
     #[error("push: {0}")]
     Encode(String),
-    /// `on_close` on a backend's view of a session: the connection lives on
-    /// the frontend, which does not tell backends when it closes (Go's
-    /// `ErrOnCloseBackend`).
-    #[error("on_close is not supported on a backend session: the connection lives on its frontend")]
-    OnCloseBackend,
+    /// A session pool callback (`on_session_bind`, `on_after_session_bind`)
+    /// refused the bind; the error is the callback's.
+    #[error("bind refused: {0}")]
+    Refused(PitayaError),
+    /// On a backend: the frontend holding the connection could not bind the
+    /// uid (`sys.bindsession` failed); the error is the frontend's.
+    #[error("the frontend could not bind the uid: {0}")]
+    Frontend(PitayaError),
 }
 
 impl From<SessionError> for PitayaError {
@@ -53,6 +58,7 @@ impl From<SessionError> for PitayaError {
                 crate::error::codes::BAD_REQUEST
             }
             SessionError::Closed => crate::error::codes::CLIENT_CLOSED_REQUEST,
+            SessionError::Refused(err) | SessionError::Frontend(err) => return err,
             _ => crate::error::codes::INTERNAL,
         };
         PitayaError::new(code, err.to_string())
@@ -70,6 +76,7 @@ pub struct SessionHub {
     by_id: Mutex<HashMap<u64, Weak<SessionInner>>>,
     by_uid: Mutex<HashMap<String, Weak<SessionInner>>>,
     bind_hook: OnceLock<HookCell>,
+    callbacks: OnceLock<PoolCallbacks>,
 }
 
 struct HookCell(BindHook);
@@ -80,8 +87,42 @@ impl fmt::Debug for HookCell {
     }
 }
 
+/// A boxed future of the session API.
+pub type SessionFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
 /// Run after a frontend session binds a uid (the cluster subscribes it).
-pub(crate) type BindHook = Arc<dyn Fn(&Session) + Send + Sync>;
+pub(crate) type BindHook = Arc<dyn Fn(Session) -> SessionFuture<()> + Send + Sync>;
+
+/// A session pool callback run when a frontend session binds a uid (Go's
+/// `OnSessionBind` and `OnAfterSessionBind`): `(session, uid)`; an error
+/// refuses the bind.
+pub type BindCallback =
+    Arc<dyn Fn(Session, String) -> SessionFuture<Result<(), PitayaError>> + Send + Sync>;
+
+/// A session pool callback run when a frontend session closes (Go's
+/// `OnSessionClose`), after the session's own `on_close` callbacks.
+pub type SessionCloseCallback = Arc<dyn Fn(&Session) + Send + Sync>;
+
+/// The session pool callbacks of a frontend (set by the app builder).
+#[derive(Clone, Default)]
+pub(crate) struct PoolCallbacks {
+    /// Before the uid is bound; an error refuses the bind.
+    pub(crate) on_bind: Vec<BindCallback>,
+    /// After the uid is bound (and subscribed in the cluster).
+    pub(crate) after_bind: Vec<BindCallback>,
+    /// When a session closes.
+    pub(crate) on_close: Vec<SessionCloseCallback>,
+}
+
+impl fmt::Debug for PoolCallbacks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolCallbacks")
+            .field("on_bind", &self.on_bind.len())
+            .field("after_bind", &self.after_bind.len())
+            .field("on_close", &self.on_close.len())
+            .finish()
+    }
+}
 
 /// What a backend session view does over the cluster: its operations go to
 /// the frontend that holds the client connection.
@@ -90,8 +131,11 @@ pub(crate) trait RemoteSession: Send + Sync + 'static {
     fn frontend_id(&self) -> &str;
     /// The session id on that frontend.
     fn frontend_session_id(&self) -> i64;
-    /// Asks the frontend to bind `uid`.
-    fn bind(&self, session: &Session, uid: &str);
+    /// Asks the frontend to bind `uid`; resolves with its answer.
+    fn bind(&self, uid: &str) -> SessionFuture<Result<(), PitayaError>>;
+    /// Runs `callback` when the frontend's session closes (the frontend is
+    /// asked to tell this server).
+    fn watch_close(&self, session: &Session, callback: CloseCallback);
     /// Pushes a serialized body to the client bound to `uid`.
     fn push(&self, uid: &str, route: &str, body: Bytes);
     /// Kicks the client.
@@ -122,7 +166,13 @@ impl SessionHub {
             by_id: Mutex::new(HashMap::new()),
             by_uid: Mutex::new(HashMap::new()),
             bind_hook: OnceLock::new(),
+            callbacks: OnceLock::new(),
         })
+    }
+
+    /// Sets the session pool callbacks (once, by the app builder).
+    pub(crate) fn set_callbacks(&self, callbacks: PoolCallbacks) {
+        let _ = self.callbacks.set(callbacks);
     }
 
     /// Sets the hook run after each frontend bind (once).
@@ -253,7 +303,8 @@ struct Outbox {
     closing: bool,
 }
 
-type CloseCallback = Box<dyn FnOnce(&Session) + Send>;
+/// A callback run once when a session closes.
+pub(crate) type CloseCallback = Box<dyn FnOnce(&Session) + Send>;
 
 struct SessionInner {
     id: u64,
@@ -318,16 +369,27 @@ impl Session {
     }
 
     /// Binds the session to `uid`. Fails if it is already bound. With
-    /// unique sessions on, an older session bound to the same uid is kicked.
+    /// unique sessions on, an older session bound to the same uid is kicked
+    /// (on every frontend of this type, in a cluster).
     ///
-    /// On a backend (a session forwarded by a frontend) the uid is bound
-    /// here at once and the frontend is asked to bind it (`sys.bindsession`)
-    /// before the reply goes out; a failure there is logged.
-    pub fn bind(&self, uid: impl Into<String>) -> Result<(), SessionError> {
-        self.bind_inner(uid.into(), true)
-    }
-
-    pub(crate) fn bind_inner(&self, uid: String, run_hook: bool) -> Result<(), SessionError> {
+    /// On a frontend the session pool callbacks run around it
+    /// ([`AppBuilder::on_session_bind`](crate::app::AppBuilder::on_session_bind)
+    /// before, which can refuse it, and
+    /// [`on_after_session_bind`](crate::app::AppBuilder::on_after_session_bind)
+    /// after); once it resolves, pushes to the uid reach this session from
+    /// any server.
+    ///
+    /// On a backend (a session forwarded by a frontend) the frontend is
+    /// asked to bind it (`sys.bindsession`, carrying the request's
+    /// context), and the uid is bound here once the frontend said yes; its
+    /// refusal is [`SessionError::Frontend`], as Go's `Bind` returns it.
+    ///
+    /// # Errors
+    /// An empty uid, a session already bound, a uid taken with unique
+    /// sessions off, a refusal by a callback or the frontend, a closed
+    /// session.
+    pub async fn bind(&self, uid: impl Into<String>) -> Result<(), SessionError> {
+        let uid = uid.into();
         if uid.is_empty() {
             return Err(SessionError::EmptyUid);
         }
@@ -335,14 +397,58 @@ impl Session {
             return Err(SessionError::AlreadyBound(existing.clone()));
         }
         if let Some(remote) = &self.inner.remote {
-            if self.inner.uid.set(uid.clone()).is_err() {
-                let bound = self.inner.uid.get().cloned().unwrap_or_default();
-                return Err(SessionError::AlreadyBound(bound));
+            if self.is_closed() {
+                return Err(SessionError::Closed);
             }
-            remote.bind(self, &uid);
-            return Ok(());
+            remote.bind(&uid).await.map_err(SessionError::Frontend)?;
+            return self.set_uid(uid);
+        }
+        self.bind_local(uid, true).await
+    }
+
+    /// Binds a frontend session: pool callbacks, the registry (kicking an
+    /// older session of the uid), then the cluster's subscription when
+    /// `cluster_hook` (not for a bind a backend asked for, which the
+    /// inbound path subscribes itself).
+    pub(crate) async fn bind_local(
+        &self,
+        uid: String,
+        cluster_hook: bool,
+    ) -> Result<(), SessionError> {
+        if uid.is_empty() {
+            return Err(SessionError::EmptyUid);
+        }
+        if let Some(existing) = self.inner.uid.get() {
+            return Err(SessionError::AlreadyBound(existing.clone()));
         }
         let hub = self.inner.hub.upgrade().ok_or(SessionError::Closed)?;
+        let callbacks = hub.callbacks.get().cloned().unwrap_or_default();
+        for callback in &callbacks.on_bind {
+            callback(self.clone(), uid.clone())
+                .await
+                .map_err(SessionError::Refused)?;
+        }
+        self.register_uid(&hub, uid.clone())?;
+        if cluster_hook && let Some(hook) = hub.bind_hook.get() {
+            (hook.0)(self.clone()).await;
+        }
+        for callback in &callbacks.after_bind {
+            callback(self.clone(), uid.clone())
+                .await
+                .map_err(SessionError::Refused)?;
+        }
+        Ok(())
+    }
+
+    fn set_uid(&self, uid: String) -> Result<(), SessionError> {
+        self.inner.uid.set(uid).map_err(|_| {
+            SessionError::AlreadyBound(self.inner.uid.get().cloned().unwrap_or_default())
+        })
+    }
+
+    /// Records `uid` in the hub's registry, kicking an older session of it
+    /// (unique sessions) or refusing it.
+    fn register_uid(&self, hub: &SessionHub, uid: String) -> Result<(), SessionError> {
         let previous = {
             let mut by_uid = lock(&hub.by_uid);
             let previous = by_uid
@@ -352,10 +458,7 @@ impl Session {
             if previous.is_some() && !hub.unique {
                 return Err(SessionError::UidTaken(uid));
             }
-            if self.inner.uid.set(uid.clone()).is_err() {
-                let bound = self.inner.uid.get().cloned().unwrap_or_default();
-                return Err(SessionError::AlreadyBound(bound));
-            }
+            self.set_uid(uid.clone())?;
             by_uid.insert(uid, Arc::downgrade(&self.inner));
             previous
         };
@@ -368,9 +471,6 @@ impl Session {
                 "uid bound again: kicking the older session"
             );
             previous.kick();
-        }
-        if run_hook && let Some(hook) = hub.bind_hook.get() {
-            (hook.0)(self);
         }
         Ok(())
     }
@@ -594,15 +694,28 @@ impl Session {
     /// Runs `callback` when the session closes (immediately if it already is).
     ///
     /// On a backend's view of a session (see [`is_backend`](Self::is_backend))
-    /// this fails with [`SessionError::OnCloseBackend`], as Go's
-    /// `ErrOnCloseBackend`: the connection lives on the frontend, and the
-    /// callback would never run.
+    /// the frontend holding the connection is asked to tell this server
+    /// when it closes (a pitaya-rs extension: Go Pitaya refuses it with
+    /// `ErrOnCloseBackend`); the callback then gets a closed view with the
+    /// uid and the session data the frontend had. It also runs when the
+    /// frontend leaves the cluster. A Go frontend does not know the
+    /// request, so behind one the callback runs only when that frontend
+    /// leaves the cluster (a warning is logged).
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for transports that cannot
+    /// watch.
     pub fn on_close(
         &self,
         callback: impl FnOnce(&Session) + Send + 'static,
     ) -> Result<(), SessionError> {
-        if self.is_backend() {
-            return Err(SessionError::OnCloseBackend);
+        if let Some(remote) = &self.inner.remote {
+            if self.is_closed() {
+                callback(self);
+            } else {
+                remote.watch_close(self, Box::new(callback));
+            }
+            return Ok(());
         }
         if self.is_closed() {
             callback(self);
@@ -646,6 +759,17 @@ impl Session {
         let callbacks = std::mem::take(&mut *lock(&self.inner.on_close));
         for callback in callbacks {
             callback(self);
+        }
+        if self.inner.remote.is_none()
+            && let Some(pool) = self
+                .inner
+                .hub
+                .upgrade()
+                .and_then(|hub| hub.callbacks.get().cloned())
+        {
+            for callback in &pool.on_close {
+                callback(self);
+            }
         }
     }
 }

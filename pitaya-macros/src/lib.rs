@@ -27,7 +27,7 @@
 //!     /// `room.join`: a request (it returns a value).
 //!     #[handler]
 //!     async fn join(&self, session: &Session, req: JoinReq) -> Result<JoinAck, PitayaError> {
-//!         session.bind(req.name)?;
+//!         session.bind(req.name).await?;
 //!         Ok(JoinAck { members: 1 })
 //!     }
 //!
@@ -194,7 +194,7 @@ use proc_macro::TokenStream;
 /// impl Room {
 ///     #[handler]
 ///     async fn join(&self, session: &Session, req: JoinReq) -> Result<JoinAck, PitayaError> {
-///         session.bind(req.name)?;
+///         session.bind(req.name).await?;
 ///         Ok(JoinAck { members: 1 })
 ///     }
 ///

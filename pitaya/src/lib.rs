@@ -49,10 +49,10 @@
 //!     /// `chat.room.join`, a request: it returns a value.
 //!     #[handler]
 //!     async fn join(&self, session: &Session, app: &AppHandle, req: Join) -> Result<Joined> {
-//!         session.bind(req.name)?;
-//!         let _ = app.groups().create("room");
-//!         app.groups().add("room", session)?;
-//!         Ok(Joined { members: app.groups().members("room")? })
+//!         session.bind(req.name).await?;
+//!         app.groups().get_or_create("room").await?;
+//!         app.groups().add_session("room", session).await?;
+//!         Ok(Joined { members: app.groups().members("room").await? })
 //!     }
 //!
 //!     /// `chat.room.say`, a notify: it returns nothing.
@@ -102,7 +102,7 @@
 //! | `macros` | yes | [`#[component]`][component-attr], [`#[handler]`][handler-attr], [`#[remote]`][remote-attr] |
 //! | `acceptors` | yes | [`acceptors`]: TCP, WebSocket, TLS, rate limiting |
 //! | `cluster-memory` | | [`cluster`] with the in-process cluster only (`MemoryCluster`, `MemoryDiscovery`, `MemoryRpc`) |
-//! | `cluster-etcd` | | `cluster-memory` + `EtcdDiscovery` (etcd-client, whose build needs `protoc`) |
+//! | `cluster-etcd` | | `cluster-memory` + `EtcdDiscovery` and `EtcdGroups` (etcd-client, whose build needs `protoc`) |
 //! | `cluster-nats` | | `cluster-memory` + `NatsRpc` (async-nats) |
 //! | `cluster` | | `cluster-etcd` + `cluster-nats`: what a real cluster needs |
 //! | `tracing-subscriber` | | [`tracing_subscriber`], to print the logs without depending on it yourself |
@@ -180,8 +180,8 @@ pub use pitaya_core::push::{Audience, Delivery};
 pub use pitaya_core::timer::Timers;
 pub use pitaya_core::{Context, PitayaError, Serializer, SerializerKind, Session};
 pub use pitaya_core::{
-    acceptor, app, codec, dispatch, error, group, handle, handler, module, pipeline, protos, push,
-    remote, serializer, session, timer,
+    acceptor, app, codec, context, dispatch, error, group, handle, handler, module, pipeline,
+    protos, push, remote, serializer, session, timer,
 };
 
 /// TCP and WebSocket acceptors, with TLS, and the rate-limiting wrapper

@@ -67,7 +67,7 @@ struct Room {
 impl Room {
     #[handler]
     async fn join(&self, session: &Session, req: JoinReq) -> Result<JoinAck, PitayaError> {
-        session.bind(req.name)?;
+        session.bind(req.name).await?;
         Ok(JoinAck {
             ok: true,
             uid: session.uid().unwrap_or_default().to_owned(),
@@ -260,7 +260,7 @@ async fn handler_errors_pass_through_into_pitaya_error() {
     assert_eq!(json(ok), serde_json::json!({"rooms": 3}));
 
     // An error from an extractor or from `?` inside the handler.
-    session.bind("bob").unwrap();
+    session.bind("bob").await.unwrap();
     let err = call_client(Room::default(), &session, "join", br#"{"name":"carol"}"#)
         .await
         .unwrap_err();
@@ -499,7 +499,7 @@ struct ProtoRoom;
 impl ProtoRoom {
     #[handler]
     async fn join(&self, session: &Session, req: ProtoJoin) -> Result<ProtoAck, PitayaError> {
-        session.bind(req.name)?;
+        session.bind(req.name).await?;
         Ok(ProtoAck {
             uid: session.uid().unwrap_or_default().to_owned(),
             members: 1,

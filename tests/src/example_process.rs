@@ -97,19 +97,31 @@ impl SelfSignedCert {
     /// to `route` and closes: the reply. Panics on any error and after
     /// [`STEP`].
     pub async fn request_once(&self, url: &str, route: &str, body: &Value) -> Value {
+        self.requests_once(url, &[(route, body.clone())]).await
+    }
+
+    /// As [`request_once`](Self::request_once), with several requests in
+    /// order on one connection: the last reply.
+    pub async fn requests_once(&self, url: &str, requests: &[(&str, Value)]) -> Value {
         let step = async {
             let (client, _events) = Client::builder()
                 .tls(self.client_tls())
                 .connect(url)
                 .await?;
-            let reply = client.request(route, body).await;
+            let mut reply = Ok(Value::Null);
+            for (route, body) in requests {
+                reply = client.request(route, body).await;
+                if reply.is_err() {
+                    break;
+                }
+            }
             client.close().await;
             reply
         };
         tokio::time::timeout(STEP, step)
             .await
-            .unwrap_or_else(|_| panic!("{route} over {url} timed out"))
-            .unwrap_or_else(|err| panic!("{route} over {url}: {err}"))
+            .unwrap_or_else(|_| panic!("{requests:?} over {url} timed out"))
+            .unwrap_or_else(|err| panic!("{requests:?} over {url}: {err}"))
     }
 }
 

@@ -2,8 +2,8 @@
 //! connector's `lobby`, shared by the in-process tests and the
 //! `cluster-node` binary (a room in its own process).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pitaya::app::AppHandle;
@@ -46,6 +46,9 @@ pub struct Room {
     pub id: String,
     /// Counts the `room.room.note` notifies received.
     pub notes: Arc<AtomicU64>,
+    /// The sessions `room.room.watch` watched that closed since:
+    /// `{"uid", "room", "closed"}` as the close callback saw them.
+    pub closed: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Room {
@@ -54,6 +57,7 @@ impl Room {
         Self {
             id: id.into(),
             notes: Arc::default(),
+            closed: Arc::default(),
         }
     }
 }
@@ -67,7 +71,7 @@ impl Room {
         app: &AppHandle,
         req: Join,
     ) -> Result<Value, PitayaError> {
-        session.bind(req.uid.clone())?;
+        session.bind(req.uid.clone()).await?;
         session.set("room", &self.id)?;
         session.push_to_front();
         session.push("onJoined", &json!({"uid": req.uid}))?;
@@ -89,22 +93,34 @@ impl Room {
 
     /// The server id and the OS process id, to tell a restarted server
     /// from the one before.
-    /// What a backend gets when it asks to be told of the session's close
-    /// and when it puts the session in one of its groups: both must be
-    /// errors until backends are told of closes, never a silent no-op.
+    /// Asks to be told when the client's session closes; the callback
+    /// records what it saw (see `closes`).
     #[handler]
-    async fn watch(&self, session: &Session, app: &AppHandle) -> Result<Value, PitayaError> {
-        let on_close = session.on_close(|_| {}).map_err(|err| err.to_string());
-        let _ = app.groups().create("watchers");
-        let group = app
-            .groups()
-            .add("watchers", session)
-            .map_err(|err| err.to_string());
-        Ok(json!({
-            "backend": session.is_backend(),
-            "on_close": on_close.err(),
-            "group": group.err(),
-        }))
+    async fn watch(&self, session: &Session) -> Result<Value, PitayaError> {
+        let closed = self.closed.clone();
+        session.on_close(move |view| {
+            let seen = json!({
+                "uid": view.uid(),
+                "room": view.get::<String>("room").ok().flatten(),
+                "closed": view.is_closed(),
+            });
+            closed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(seen);
+        })?;
+        Ok(json!({"backend": session.is_backend(), "watching": true}))
+    }
+
+    /// The closes `watch` recorded.
+    #[handler]
+    async fn closes(&self) -> Result<Value, PitayaError> {
+        let closed = self
+            .closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Ok(Value::Array(closed))
     }
 
     #[handler]

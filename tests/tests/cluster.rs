@@ -29,6 +29,7 @@ async fn core_scenarios(plane: Plane) {
         Room {
             id: "room-1".into(),
             notes: notes.clone(),
+            closed: Arc::default(),
         },
     )
     .await;
@@ -66,23 +67,34 @@ async fn core_scenarios(plane: Plane) {
         reply,
         json!({"server": "room-1", "uid": "ana", "room": "room-1"})
     );
-    // A backend cannot (yet) learn of the session's close: asking is an
-    // error, as Go's ErrOnCloseBackend, and so is a group membership that
-    // could never end.
-    let reply: Value = client.request("room.room.watch", &json!({})).await.unwrap();
-    assert_eq!(reply["backend"], true);
-    assert!(
-        reply["on_close"]
-            .as_str()
-            .is_some_and(|err| err.contains("not supported on a backend")),
-        "{reply}"
-    );
-    assert!(
-        reply["group"]
-            .as_str()
-            .is_some_and(|err| err.contains("not a backend's view")),
-        "{reply}"
-    );
+    // A backend learns of a session's close: a second client joins, asks
+    // to be watched and goes away; the callback sees a closed view with
+    // the uid and the data the frontend had.
+    let (watched, _watched_events) = connect(&front).await;
+    let _: Value = watched
+        .request("room.room.join", &json!({"uid": "wes"}))
+        .await
+        .unwrap();
+    let reply: Value = watched
+        .request("room.room.watch", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(reply, json!({"backend": true, "watching": true}));
+    watched.close().await;
+    within(10, async {
+        loop {
+            let closes: Value = client
+                .request("room.room.closes", &json!({}))
+                .await
+                .unwrap();
+            if closes == json!([{"uid": "wes", "room": "room-1", "closed": true}]) {
+                break;
+            }
+            assert!(closes.as_array().is_some_and(Vec::is_empty), "{closes}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 
     // Errors keep their code, message and metadata.
     let err = client
@@ -607,7 +619,6 @@ impl pitaya::core::cluster::ClusterPlane for LosablePlane {
 
 #[tokio::test]
 async fn readiness_follows_the_cluster_and_a_lost_cluster_stops_the_app() {
-    use pitaya::core::cluster::ClusterPlane as _;
     let dev = MemoryCluster::new();
     let (lose, lost) = tokio::sync::oneshot::channel();
     let app = pitaya::App::builder("room")
@@ -673,4 +684,150 @@ async fn cluster_settings_go_in_any_order() {
     assert_eq!(me.metadata["region"], "eu");
     assert!(!me.frontend);
     assert!(!me.hostname.is_empty());
+}
+
+/// Session pool callbacks on the frontend, and a bind a backend asked for
+/// that the frontend refused: the backend handler gets the error.
+async fn pool_callbacks_and_refused_binds(plane: Plane) {
+    let events = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (before, after, closed) = (events.clone(), events.clone(), events.clone());
+    let front = connector(&plane, "conn-cb", move |builder| {
+        builder
+            .on_session_bind(move |_session, uid| {
+                let before = before.clone();
+                async move {
+                    before.lock().unwrap().push(format!("bind {uid}"));
+                    if uid.starts_with("banned-") {
+                        return Err(pitaya::PitayaError::new("RH-403", "banned"));
+                    }
+                    Ok(())
+                }
+            })
+            .on_after_session_bind(move |session, uid| {
+                let after = after.clone();
+                async move {
+                    assert_eq!(session.uid(), Some(uid.as_str()));
+                    after.lock().unwrap().push(format!("bound {uid}"));
+                    Ok(())
+                }
+            })
+            .on_session_close(move |session| {
+                closed
+                    .lock()
+                    .unwrap()
+                    .push(format!("closed {}", session.uid().unwrap_or("-")));
+            })
+    })
+    .await;
+    let back = room(&plane, "room-cb").await;
+    wait_for(&front.app, "room", 1).await;
+    wait_for(&back.app, "connector", 1).await;
+
+    // Bound by the backend: the frontend's callbacks run.
+    let (client, _events) = connect(&front).await;
+    let _: Value = client
+        .request("room.room.join", &json!({"uid": "ada"}))
+        .await
+        .unwrap();
+    // Refused by a callback: the backend's bind fails with the frontend's
+    // error, which reaches the client; the uid is bound nowhere.
+    let (banned, _banned_events) = connect(&front).await;
+    let err = banned
+        .request::<_, Value>("room.room.join", &json!({"uid": "banned-1"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "RH-403", "{err}");
+    assert!(front.app.session_by_uid("banned-1").is_none());
+    let whoami: Value = banned
+        .request("room.room.whoami", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(whoami["uid"], Value::Null);
+
+    client.close().await;
+    within(10, async {
+        while !events.lock().unwrap().contains(&"closed ada".to_owned()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let seen = events.lock().unwrap().clone();
+    assert_eq!(
+        seen[..4],
+        ["bind ada", "bound ada", "bind banned-1", "closed ada"].map(String::from),
+        "{seen:?}"
+    );
+    back.stop().await;
+    front.stop().await;
+}
+
+#[tokio::test]
+async fn memory_cluster_pool_callbacks_and_refused_binds() {
+    pool_callbacks_and_refused_binds(Plane::memory()).await;
+}
+
+#[cfg(feature = "real-cluster-tests")]
+#[tokio::test]
+async fn real_cluster_pool_callbacks_and_refused_binds() {
+    pool_callbacks_and_refused_binds(Plane::real()).await;
+}
+
+/// What a backend's session operations send its frontend carry the
+/// context of the request being served (`request.id` and the rest).
+#[tokio::test]
+async fn backend_session_operations_carry_the_request_context() {
+    use pitaya::cluster::protos;
+    use pitaya::cluster::{RpcClient, protos::RpcType};
+    let cluster = MemoryCluster::new();
+    let plane = Plane::Memory(cluster.clone());
+    let back = room(&plane, "room-ctx").await;
+    // A fake frontend that records what reaches it.
+    let me = ServerInfo::new("conn-fake", "connector", true);
+    let rpc = Arc::new(MemoryRpc::new(&cluster, me.clone()));
+    let (requests, mut received) = tokio::sync::mpsc::unbounded_channel();
+    rpc.start(Arc::new(Recorder { requests })).await.unwrap();
+    let discovery = MemoryDiscovery::new(&cluster);
+    discovery.start(me).await.unwrap();
+    wait_for(&back.app, "connector", 1).await;
+
+    let target = discovery.server("room-ctx").unwrap();
+    let metadata = json!({"request.id": "req-abc", "req-route": "room.room.join", "game": "g7"});
+    let request = protos::Request {
+        r#type: RpcType::Sys as i32,
+        session: Some(protos::Session {
+            id: 41,
+            uid: String::new(),
+            data: b"{}".to_vec().into(),
+        }),
+        msg: Some(protos::Msg {
+            id: 9,
+            route: "room.room.join".into(),
+            data: serde_json::to_vec(&json!({"uid": "cid"})).unwrap().into(),
+            reply: String::new(),
+            r#type: protos::MsgType::MsgRequest as i32,
+        }),
+        frontend_id: "conn-fake".into(),
+        metadata: serde_json::to_vec(&metadata).unwrap().into(),
+    };
+    let response = rpc
+        .request(&target, request, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(response.error.is_none(), "{:?}", response.error);
+    // The bind, the data and the push the join made, each with the
+    // request's context.
+    let mut routes = Vec::new();
+    while let Ok(Some(request)) =
+        tokio::time::timeout(Duration::from_millis(300), received.recv()).await
+    {
+        let metadata: Value = serde_json::from_slice(&request.metadata).unwrap();
+        let route = request.msg.unwrap().route;
+        assert_eq!(metadata["request.id"], "req-abc", "{route}: {metadata}");
+        assert_eq!(metadata["game"], "g7", "{route}: {metadata}");
+        assert_eq!(metadata["peer.id"], "room-ctx", "{route}: {metadata}");
+        routes.push(route);
+    }
+    assert!(routes.contains(&"sys.bindsession".to_owned()), "{routes:?}");
+    assert!(routes.contains(&"sys.pushsession".to_owned()), "{routes:?}");
+    back.stop().await;
 }

@@ -50,7 +50,7 @@ struct Lobby;
 impl Lobby {
     #[handler]
     async fn login(&self, session: &Session, name: String) -> Result<String> {
-        session.bind(name.clone())?;
+        session.bind(name.clone()).await?;
         session.set("level", &1)?;
         Ok(format!("hello {name}"))
     }
@@ -146,7 +146,7 @@ async fn sessions_bind_keep_data_and_are_kicked() {
 async fn pipelines_apply_as_on_a_connection() {
     let builder = App::builder("connector")
         .register(Lobby)
-        .before_handler(|request| {
+        .before_handler(|request| async move {
             if request.context().route().ends_with("login") {
                 Ok(request)
             } else {

@@ -73,7 +73,7 @@ impl Game {
 
     #[handler]
     async fn bind(&self, session: &Session, request: Bind) -> Result<Value, PitayaError> {
-        session.bind(request.uid)?;
+        session.bind(request.uid).await?;
         Ok(json!({"bound": session.uid()}))
     }
 
@@ -145,22 +145,20 @@ impl Game {
     #[handler]
     async fn join(&self, session: &Session, app: &AppHandle) -> Result<Vec<String>, PitayaError> {
         let groups = app.groups();
-        if !groups.exists("lobby") {
-            let _ = groups.create("lobby");
-        }
-        groups.add("lobby", session)?;
+        groups.get_or_create("lobby").await?;
+        groups.add_session("lobby", session).await?;
         app.push(
             Audience::group("lobby"),
             "onJoin",
             &json!({"uid": session.uid()}),
         )
         .await?;
-        Ok(groups.members("lobby")?)
+        Ok(groups.members("lobby").await?)
     }
 
     #[handler]
     async fn lobby(&self, app: &AppHandle) -> Result<Vec<String>, PitayaError> {
-        Ok(app.groups().members("lobby").unwrap_or_default())
+        Ok(app.groups().members("lobby").await.unwrap_or_default())
     }
 }
 
@@ -831,13 +829,15 @@ async fn a_long_request_does_not_cost_a_heartbeating_client_its_connection() {
 #[tokio::test]
 async fn a_panicking_pipeline_hook_fails_only_its_request() {
     let server = TestServer::start(|app| {
-        app.register(Game::default()).before_handler(|request| {
-            assert!(
-                !request.context().route().ends_with(".fail"),
-                "hook exploded"
-            );
-            Ok(request)
-        })
+        app.register(Game::default())
+            .before_handler(|request| async move {
+                tokio::task::yield_now().await;
+                assert!(
+                    !request.context().route().ends_with(".fail"),
+                    "hook exploded"
+                );
+                Ok(request)
+            })
     })
     .await;
     let (client, _events) = server.client().await;
@@ -856,18 +856,20 @@ async fn a_panicking_pipeline_hook_fails_only_its_request() {
 async fn pipelines_can_reject_and_rewrite() {
     let server = TestServer::start(|app| {
         app.register(Game::default())
-            .before_handler(|request| {
+            .before_handler(|request| async move {
                 if request.context().route().ends_with(".raw") {
                     Err(PitayaError::new("AUTH-401", "raw is forbidden"))
                 } else {
                     Ok(request)
                 }
             })
-            .after_handler(|result| match result {
-                Err(err) if err.code == "GAME-001" => {
-                    Err(PitayaError::new("GAME-002", "rewritten"))
+            .after_handler(|_ctx, result| async move {
+                match result {
+                    Err(err) if err.code == "GAME-001" => {
+                        Err(PitayaError::new("GAME-002", "rewritten"))
+                    }
+                    other => other,
                 }
-                other => other,
             })
     })
     .await;

@@ -85,19 +85,16 @@ impl Room {
                 "name must not be empty",
             ));
         }
-        session.bind(name.clone())?;
+        session.bind(name.clone()).await?;
         let groups = app.groups();
-        if !groups.exists(ROOM) {
-            // Two first joins can race here; losing the race is fine.
-            let _ = groups.create(ROOM);
-        }
+        groups.get_or_create(ROOM).await?;
         app.push(
             Audience::group(ROOM),
             "onNewUser",
             &UserEvent { name: &name },
         )
         .await?;
-        groups.add(ROOM, session)?;
+        groups.add_session(ROOM, session).await?;
         let app = app.clone();
         session.on_close(move |closed| {
             // Close callbacks are synchronous: the push runs in a task.
@@ -112,7 +109,7 @@ impl Room {
         })?;
         Ok(JoinResponse {
             code: 0,
-            members: groups.members(ROOM)?,
+            members: groups.members(ROOM).await?,
         })
     }
 
@@ -135,7 +132,7 @@ impl Room {
     /// The names in the room.
     #[handler]
     async fn members(&self, app: &AppHandle) -> Result<Members, PitayaError> {
-        let members = app.groups().members(ROOM).unwrap_or_default();
+        let members = app.groups().members(ROOM).await.unwrap_or_default();
         Ok(Members { members })
     }
 }

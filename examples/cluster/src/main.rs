@@ -1,27 +1,37 @@
-//! A clustered game on pitaya-rs: a `connector` frontend that clients
-//! connect to (TCP and WebSocket) and a `room` backend without acceptors.
-//! Client messages for `room.*` routes are forwarded by the connector to a
-//! room server; the room binds the uid on the connector, pushes to users
-//! through it, and answers the connector's remote calls.
+//! A clustered game on pitaya-rs, the canonical Pitaya shape: a
+//! `connector` frontend that clients connect to (TCP and WebSocket) and
+//! `room` backends without acceptors, each hosting any number of chat
+//! rooms.
 //!
-//! Routes:
-//! - `room.room.join` (request) `{"name":"ana"}`: binds the session to the
-//!   name (on the connector), replies `{"code":0,"members":[...]}` and
-//!   pushes `onNewUser` to every member,
-//! - `room.room.message` (notify) `{"content":"hi"}`: pushes `onMessage`
-//!   `{"name":"ana","content":"hi"}` to every member,
-//! - `connector.lobby.rooms` (request): the connector asks a room server
-//!   through the typed remote stub and replies `{"server":..,"members":N}`.
+//! - `connector.lobby.login` (request) `{"name":"ana","room":"blue"}`:
+//!   binds the session to the name on the connector, records the room in
+//!   the session data and answers `{"room":"blue","server":"room-..."}`,
+//!   the room server that hosts it;
+//! - `room.room.join` (request): forwarded by the connector to the room
+//!   server its router picks from the session's room (every player of a
+//!   room lands on the same server); the player joins the room's group,
+//!   the room gets `onJoin` `{"name":"ana"}` and the reply is
+//!   `{"room":"blue","server":"room-...","members":["ana",...]}`;
+//! - `room.room.say` (notify) `{"content":"hi"}`: the room gets
+//!   `onMessage` `{"name":"ana","content":"hi"}`, pushed by the backend to
+//!   its group through the players' connector;
+//! - when a player disconnects, the connector tells the room server, which
+//!   removes the player from the group and pushes `onLeave` to the room;
+//! - `connector.lobby.rooms` (request): the lobby asks every room server
+//!   for its rooms through the typed remote stub (protobuf, as Go Pitaya's
+//!   remotes) and answers `{"rooms":[{"server","room","members"}]}`.
 //!
-//! Two processes on etcd and NATS (e.g. `scripts/cluster-deps.sh start`
-//! prints the addresses of a local pair):
+//! Separate processes on etcd and NATS (e.g. `scripts/cluster-deps.sh
+//! start` prints the addresses of a local pair), two room servers:
 //!
 //! ```sh
+//! cargo run -p cluster -- --etcd http://127.0.0.1:2379 --nats nats://127.0.0.1:4222 room
 //! cargo run -p cluster -- --etcd http://127.0.0.1:2379 --nats nats://127.0.0.1:4222 room
 //! cargo run -p cluster -- --etcd http://127.0.0.1:2379 --nats nats://127.0.0.1:4222 connector
 //! ```
 //!
-//! One process, both servers on the in-process cluster:
+//! One process, the connector and two room servers on the in-process
+//! cluster, nothing else needed:
 //!
 //! ```sh
 //! cargo run -p cluster -- --dev      # tcp://127.0.0.1:3250, ws://127.0.0.1:3251
@@ -34,140 +44,199 @@
 //! cargo run -p cluster -- --dev --tls-cert cert.pem --tls-key key.pem
 //! ```
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand};
 use pitaya::acceptors::{TcpAcceptor, TlsConfig, WsAcceptor};
 use pitaya::app::AppBuilder;
-use pitaya::cluster::{Cluster, EtcdConfig, MemoryCluster, NatsConfig};
+use pitaya::cluster::{Cluster, EtcdConfig, MemoryCluster, NatsConfig, ServerInfo};
 use pitaya::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// The frontend type players connect to: what backends push through.
+const CONNECTOR: &str = "connector";
+
 #[derive(Debug, Deserialize)]
-struct JoinRequest {
+struct Login {
     name: String,
+    room: String,
 }
 
 #[derive(Debug, Serialize)]
-struct JoinResponse {
-    code: i32,
+struct LoggedIn {
+    room: String,
+    /// The room server hosting the room (none running: empty).
+    server: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Joined {
+    room: String,
+    server: String,
     members: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct ChatMessage {
+struct Say {
     content: String,
 }
 
 #[derive(Debug, Serialize)]
-struct Broadcast<'a> {
+struct Member<'a> {
+    name: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Message<'a> {
     name: &'a str,
     content: &'a str,
 }
 
-/// What the `room.count` remote answers, and `connector.lobby.rooms` to
-/// clients. Remotes carry protobuf, as in Go Pitaya (so a Go server can
-/// call this one): the struct is a prost message, and serde for the client.
-#[derive(Serialize, Deserialize, Clone, PartialEq, prost::Message)]
-struct RoomCount {
+/// One room of a room server, as the `room.list` remote answers it.
+/// Remotes carry protobuf, as in Go Pitaya (a Go server can call this
+/// one): prost messages, serde for the lobby's JSON reply.
+#[derive(Serialize, Clone, PartialEq, prost::Message)]
+struct RoomInfo {
     #[prost(string, tag = "1")]
     server: String,
-    #[prost(uint32, tag = "2")]
+    #[prost(string, tag = "2")]
+    room: String,
+    #[prost(uint32, tag = "3")]
     members: u32,
 }
 
-/// The room backend: the members of its one room.
-struct Room {
-    server_id: String,
-    members: Mutex<Vec<String>>,
+/// The rooms of one room server.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RoomList {
+    #[prost(message, repeated, tag = "1")]
+    rooms: Vec<RoomInfo>,
 }
 
-impl Room {
-    fn members(&self) -> Vec<String> {
-        self.members
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+#[derive(Debug, Serialize)]
+struct Rooms {
+    rooms: Vec<RoomInfo>,
+}
+
+/// The group of a room (groups are per server: the router keeps every
+/// player of a room on one server).
+fn group_of(room: &str) -> String {
+    format!("room:{room}")
+}
+
+/// The room server hosting `room`: a stable pick among the servers of
+/// the type, sorted by id (FNV-1a of the name), so every connector agrees.
+fn host_of(room: &str, servers: &[Arc<ServerInfo>]) -> Option<Arc<ServerInfo>> {
+    if servers.is_empty() {
+        return None;
     }
+    let hash = room.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let index = usize::try_from(hash % servers.len() as u64).unwrap_or(0);
+    servers.get(index).cloned()
+}
+
+/// The connector's router for `room.*`: by the room in the session.
+fn by_room(
+    _ctx: &Context,
+    session: &Session,
+    servers: &[Arc<ServerInfo>],
+) -> Option<Arc<ServerInfo>> {
+    let room: String = session.get("room").ok().flatten()?;
+    host_of(&room, servers)
+}
+
+/// A room server: any number of rooms, their members in groups.
+struct RoomServer {
+    server_id: String,
+    /// The rooms opened here (a room stays listed once opened).
+    rooms: Mutex<BTreeSet<String>>,
 }
 
 #[component(name = "room")]
-impl Room {
-    /// Joins the room under `name`, which becomes the uid (bound on the
-    /// connector holding the client).
+impl RoomServer {
+    /// Joins the room chosen at login.
     #[handler]
-    async fn join(
-        &self,
-        session: &Session,
-        app: &AppHandle,
-        request: JoinRequest,
-    ) -> Result<JoinResponse, PitayaError> {
-        let name = request.name.trim().to_owned();
-        if name.is_empty() {
+    async fn join(&self, session: &Session, app: &AppHandle) -> Result<Joined> {
+        let (Some(name), Some(room)) = (session.uid(), session.get::<String>("room")?) else {
             return Err(PitayaError::new(
                 codes::BAD_REQUEST,
-                "name must not be empty",
+                "log in first: connector.lobby.login",
             ));
-        }
-        session.bind(name.clone())?;
-        session.set("room", &self.server_id)?;
-        session.push_to_front();
-        // The pushes below go through the app handle: let the bind reach
-        // the connector first.
-        session.flush().await;
-        let members = {
-            let mut members = self
-                .members
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !members.contains(&name) {
-                members.push(name.clone());
-            }
-            members.clone()
         };
+        let name = name.to_owned();
+        let group = group_of(&room);
+        let groups = app.groups();
+        groups.get_or_create(&group).await?;
+        // The player leaves the group when the client disconnects: the
+        // connector tells this server.
+        groups.add_session(&group, session).await?;
+        self.rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(room.clone());
+        let (left, left_group, app_left) = (name.clone(), group.clone(), app.clone());
+        session.on_close(move |_| {
+            tokio::spawn(async move {
+                let to = Audience::group(&left_group).via(CONNECTOR);
+                if let Err(err) = app_left.push(to, "onLeave", &Member { name: &left }).await {
+                    tracing::warn!(error = %err, "leave push failed");
+                }
+            });
+        })?;
         app.push(
-            Audience::uids(members.iter().cloned()).via("connector"),
-            "onNewUser",
-            &Broadcast {
-                name: &name,
-                content: "",
-            },
+            Audience::group(&group).via(CONNECTOR),
+            "onJoin",
+            &Member { name: &name },
         )
         .await?;
-        Ok(JoinResponse { code: 0, members })
+        Ok(Joined {
+            members: groups.members(&group).await?,
+            room,
+            server: self.server_id.clone(),
+        })
     }
 
-    /// Sends a message to every member (a notify: no reply).
+    /// Says something to the room (a notify: no reply).
     #[handler]
-    async fn message(&self, session: &Session, app: &AppHandle, message: ChatMessage) {
-        let Some(name) = session.uid() else {
-            tracing::debug!("message from a session that has not joined");
+    async fn say(&self, session: &Session, app: &AppHandle, say: Say) {
+        let (Some(name), Ok(Some(room))) = (session.uid(), session.get::<String>("room")) else {
+            tracing::debug!("say from a session that has not joined");
             return;
         };
-        let push = Broadcast {
+        let message = Message {
             name,
-            content: &message.content,
+            content: &say.content,
         };
-        if let Err(err) = app
-            .push(
-                Audience::uids(self.members()).via("connector"),
-                "onMessage",
-                &push,
-            )
-            .await
-        {
-            tracing::warn!(error = %err, "push failed");
+        let to = Audience::group(group_of(&room)).via(CONNECTOR);
+        if let Err(err) = app.push(to, "onMessage", &message).await {
+            tracing::warn!(error = %err, "message push failed");
         }
     }
 
-    /// How many members this room server has (a server-to-server call).
+    /// The rooms of this server and their member counts (a
+    /// server-to-server call).
     #[remote]
-    async fn count(&self) -> Result<RoomCount, PitayaError> {
-        Ok(RoomCount {
-            server: self.server_id.clone(),
-            members: u32::try_from(self.members().len()).unwrap_or(u32::MAX),
-        })
+    async fn list(&self, app: &AppHandle) -> Result<RoomList> {
+        let names: Vec<String> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        let mut rooms = Vec::with_capacity(names.len());
+        for room in names {
+            let members = app.groups().count(&group_of(&room)).await.unwrap_or(0);
+            rooms.push(RoomInfo {
+                server: self.server_id.clone(),
+                room,
+                members: u32::try_from(members).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(RoomList { rooms })
     }
 }
 
@@ -176,10 +245,43 @@ struct Lobby;
 
 #[component(name = "lobby")]
 impl Lobby {
-    /// Asks a room server how many members it has.
+    /// Logs in under `name` and picks `room`.
     #[handler]
-    async fn rooms(&self, app: &AppHandle) -> Result<RoomCount, PitayaError> {
-        RoomRemote::new(app.remote("room")).count().await
+    async fn login(&self, session: &Session, app: &AppHandle, login: Login) -> Result<LoggedIn> {
+        let (name, room) = (login.name.trim(), login.room.trim());
+        if name.is_empty() || room.is_empty() {
+            return Err(PitayaError::new(
+                codes::BAD_REQUEST,
+                "name and room must not be empty",
+            ));
+        }
+        session.bind(name).await?;
+        session.set("room", room)?;
+        let servers = app
+            .discovery()
+            .map(|discovery| discovery.servers_of_type("room"))
+            .unwrap_or_default();
+        Ok(LoggedIn {
+            room: room.to_owned(),
+            server: host_of(room, &servers)
+                .map(|s| s.id.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Every room of every room server, asked through the typed remote.
+    #[handler]
+    async fn rooms(&self, ctx: &Context, app: &AppHandle) -> Result<Rooms> {
+        let servers = app
+            .discovery()
+            .map(|discovery| discovery.servers_of_type("room"))
+            .unwrap_or_default();
+        let mut rooms = Vec::new();
+        for server in servers {
+            let stub = RoomServerRemote::new(app.remote_to("room", &server.id).with_context(ctx));
+            rooms.extend(stub.list().await?.rooms);
+        }
+        Ok(Rooms { rooms })
     }
 }
 
@@ -196,6 +298,9 @@ struct Args {
     /// NATS URL.
     #[arg(long, default_value = "nats://127.0.0.1:4222", env = "PITAYA_NATS")]
     nats: String,
+    /// Key prefix of the servers in etcd (Go Pitaya's default).
+    #[arg(long, default_value = "pitaya/", env = "PITAYA_ETCD_PREFIX")]
+    etcd_prefix: String,
     /// TCP listen address of the connector.
     #[arg(long, default_value = "127.0.0.1:3250")]
     tcp: String,
@@ -258,17 +363,20 @@ async fn connector(args: &Args) -> Result<AppBuilder, Error> {
         tcp = tcp.with_tls(tls.clone());
         ws = ws.with_tls(tls);
     }
-    Ok(App::builder("connector")
+    Ok(App::builder(CONNECTOR)
         .acceptor(tcp)
         .acceptor(ws)
-        .register(Lobby))
+        .register(Lobby)
+        .router("room", by_room))
 }
 
 fn room(id: &str) -> AppBuilder {
-    App::builder("room").register(Room {
-        server_id: id.to_owned(),
-        members: Mutex::default(),
-    })
+    App::builder("room")
+        .register(RoomServer {
+            server_id: id.to_owned(),
+            rooms: Mutex::default(),
+        })
+        .server_id(id)
 }
 
 fn new_id(server_type: &str) -> String {
@@ -276,47 +384,66 @@ fn new_id(server_type: &str) -> String {
 }
 
 async fn run_networked(args: &Args, server: Server) -> Result<(), Error> {
-    let server_type = match server {
-        Server::Connector => "connector",
-        Server::Room => "room",
-    };
-    let id = new_id(server_type);
-    let cluster = Cluster::etcd_nats(
-        EtcdConfig::new([args.etcd.clone()]),
-        NatsConfig::new(args.nats.clone()),
-    );
+    let mut etcd = EtcdConfig::new([args.etcd.clone()]);
+    etcd.prefix.clone_from(&args.etcd_prefix);
+    let cluster = Cluster::etcd_nats(etcd, NatsConfig::new(args.nats.clone()));
     let builder = match server {
-        Server::Connector => connector(args).await?,
-        Server::Room => room(&id),
+        Server::Connector => connector(args).await?.server_id(new_id(CONNECTOR)),
+        Server::Room => room(&new_id("room")),
     };
-    let app = builder.cluster(cluster).server_id(id).build()?;
-    for url in app.urls() {
-        println!("{server_type} listening on {url}");
+    let app = builder.cluster(cluster).build()?;
+    let urls = app.urls();
+    let handle = app.handle();
+    let served = tokio::spawn(app.run());
+    until_ready(&handle).await;
+    for url in urls {
+        println!("connector listening on {url}");
     }
-    app.run().await?;
-    Ok(())
+    if let Some(me) = handle.server_info() {
+        println!("{} {} ready", me.server_type, me.id);
+    }
+    Ok(served.await??)
 }
 
 async fn run_dev(args: &Args) -> Result<(), Error> {
     let dev = MemoryCluster::new();
-    let room_app = room("room-dev")
-        .cluster(Cluster::memory(&dev))
-        .server_id("room-dev")
-        .build()?;
+    let mut rooms = Vec::new();
+    for id in ["room-1", "room-2"] {
+        let app = room(id).cluster(Cluster::memory(&dev)).build()?;
+        let handle = app.handle();
+        rooms.push((handle, tokio::spawn(app.run_until(std::future::pending()))));
+    }
+    for (handle, _) in &rooms {
+        until_ready(handle).await;
+    }
     let front_app = connector(args)
         .await?
-        .cluster(Cluster::memory(&dev))
         .server_id("connector-dev")
+        .cluster(Cluster::memory(&dev))
         .build()?;
-    for url in front_app.urls() {
+    let urls = front_app.urls();
+    let front_handle = front_app.handle();
+    let front = tokio::spawn(front_app.run());
+    // Registered and seeing the rooms: clients can play.
+    until_ready(&front_handle).await;
+    for url in urls {
         println!("connector listening on {url}");
     }
-    let room_handle = room_app.handle();
-    let room_task = tokio::spawn(room_app.run_until(std::future::pending()));
-    front_app.run().await?;
-    room_handle.shutdown();
-    room_task.await??;
-    Ok(())
+    let served = front.await?;
+    for (handle, _) in &rooms {
+        handle.shutdown();
+    }
+    for (_, task) in rooms {
+        task.await??;
+    }
+    Ok(served?)
+}
+
+/// Waits until `app` serves (or stops trying).
+async fn until_ready(app: &AppHandle) {
+    while !app.is_ready() && !app.is_shutting_down() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::main]

@@ -27,10 +27,17 @@ async fn serves_tls_and_wss_with_the_given_certificate() {
 
     // Through the connector, by the room backend.
     for (url, name) in [(tls, "ana"), (wss, "bob")] {
+        let login = json!({ "name": name, "room": "blue" });
         let reply = cert
-            .request_once(url, "room.room.join", &json!({ "name": name }))
+            .requests_once(
+                url,
+                &[
+                    ("connector.lobby.login", login),
+                    ("room.room.join", json!({})),
+                ],
+            )
             .await;
-        assert_eq!(reply["code"], 0, "{reply}");
+        assert_eq!(reply["room"], "blue", "{reply}");
         let members = reply["members"].as_array().expect("members");
         assert!(members.contains(&json!(name)), "{reply}");
     }

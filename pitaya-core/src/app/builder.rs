@@ -11,6 +11,7 @@ use super::accept::ErasedAcceptor;
 use super::{App, Error, Result};
 use crate::acceptor::Acceptor;
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 
 use super::ClusterPlan;
 use crate::cluster::{
@@ -25,15 +26,16 @@ use crate::config::{
     DEFAULT_MAX_PACKET_SIZE_BEFORE_HANDSHAKE, DispatchMode, Limits,
 };
 use crate::conn_gate::ConnectionGate;
+use crate::context::Context;
 use crate::dispatch::RouteTable;
-use crate::group::Groups;
+use crate::group::{GroupService, Groups};
 use crate::handle::{AppHandle, Shared};
 use crate::handler::{Component, HandlerResult, Request};
 use crate::module::Module;
 use crate::pipeline::Pipelines;
 use crate::remote::RemoteCaller;
 use crate::server::ServerCore;
-use crate::session::{Session, SessionHub};
+use crate::session::{PoolCallbacks, Session, SessionHub};
 use crate::{PitayaError, Serializer, SerializerKind};
 
 /// Builds an [`App`].
@@ -52,6 +54,7 @@ pub struct AppBuilder {
     config: Config,
     routes: RouteTable,
     pipelines: Pipelines,
+    remote_pipelines: Pipelines,
     serializer: SerializerKind,
     compression: bool,
     compression_threshold: usize,
@@ -72,6 +75,8 @@ pub struct AppBuilder {
     rpc_timeout: Duration,
     cluster_grace: Duration,
     remotes: Option<Arc<dyn RemoteCaller>>,
+    session_callbacks: PoolCallbacks,
+    groups: Option<Arc<dyn GroupService>>,
     error: Option<Error>,
 }
 
@@ -99,6 +104,7 @@ impl App {
             },
             routes: RouteTable::default(),
             pipelines: Pipelines::default(),
+            remote_pipelines: Pipelines::default(),
             serializer: SerializerKind::Json,
             compression: true,
             compression_threshold: crate::codec::DEFAULT_COMPRESSION_THRESHOLD,
@@ -119,6 +125,8 @@ impl App {
             rpc_timeout: Duration::from_secs(5),
             cluster_grace: DEFAULT_CLUSTER_GRACE,
             remotes: None,
+            session_callbacks: PoolCallbacks::default(),
+            groups: None,
             error: None,
         }
     }
@@ -148,24 +156,248 @@ impl AppBuilder {
         self
     }
 
-    /// Adds a hook run before every handler; it can reject the request
-    /// (its error is the reply) or replace it.
+    /// Adds an async hook run before every client handler of this server
+    /// and, on a frontend, before every client message it forwards to
+    /// another server type (Go's `BeforeHandler.PushBack`, run after the
+    /// hooks already added). It takes the [`Request`] and returns a future:
+    /// an error rejects the call (the error is the reply; the handler, the
+    /// forwarding and the after hooks do not run), `Ok` goes on with the
+    /// request it holds (a replaced body or a context with values added
+    /// by [`Context::with_value`], which a forwarded message carries to the
+    /// backend). A hook tells a forwarded message by its route:
+    /// [`Context::server_type`] names another type than this server's.
+    ///
+    /// ```
+    /// use pitaya_core::PitayaError;
+    /// use pitaya_core::app::App;
+    ///
+    /// let app = App::builder("connector")
+    ///     .before_handler(|request| async move {
+    ///         // e.g. look the session's token up in a database
+    ///         let token = request.session().and_then(|s| s.get::<String>("token").ok().flatten());
+    ///         let login = request.context().route().ends_with("account.login");
+    ///         if token.is_none() && !login {
+    ///             return Err(PitayaError::new("GAME-401", "log in first"));
+    ///         }
+    ///         Ok(request)
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = app;
+    /// ```
     #[must_use]
-    pub fn before_handler(
-        mut self,
-        hook: impl Fn(Request) -> std::result::Result<Request, PitayaError> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn before_handler<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Request, PitayaError>> + Send + 'static,
+    {
         self.pipelines.push_before(hook);
         self
     }
 
-    /// Adds a hook run after every handler; it can change the reply or the error.
+    /// [`before_handler`](Self::before_handler), run before the before
+    /// hooks already added (Go's `BeforeHandler.PushFront`).
     #[must_use]
-    pub fn after_handler(
-        mut self,
-        hook: impl Fn(HandlerResult) -> HandlerResult + Send + Sync + 'static,
-    ) -> Self {
+    pub fn before_handler_first<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Request, PitayaError>> + Send + 'static,
+    {
+        self.pipelines.push_front_before(hook);
+        self
+    }
+
+    /// Adds an async hook run after every client handler of this server
+    /// and, on a frontend, on the reply to every client message it forwards
+    /// (Go's `AfterHandler.PushBack`). It takes the call's [`Context`]
+    /// (the route and the values the before hooks left) and the result
+    /// (the encoded reply, or the error), and returns a future of the
+    /// result to send.
+    ///
+    /// ```
+    /// use pitaya_core::app::App;
+    /// use pitaya_core::Context;
+    /// use pitaya_core::handler::HandlerResult;
+    ///
+    /// let app = App::builder("game")
+    ///     .after_handler(|ctx: Context, result: HandlerResult| async move {
+    ///         if let Err(err) = &result {
+    ///             tracing::debug!(route = ctx.route(), code = %err.code, "handler failed");
+    ///         }
+    ///         result
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = app;
+    /// ```
+    #[must_use]
+    pub fn after_handler<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Context, HandlerResult) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
         self.pipelines.push_after(hook);
+        self
+    }
+
+    /// [`after_handler`](Self::after_handler), run before the after hooks
+    /// already added (Go's `AfterHandler.PushFront`).
+    #[must_use]
+    pub fn after_handler_first<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Context, HandlerResult) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.pipelines.push_front_after(hook);
+        self
+    }
+
+    /// Removes the before and after handler hooks added so far (Go's
+    /// `Clear` on both `HandlerHooks` channels).
+    #[must_use]
+    pub fn clear_handler_hooks(mut self) -> Self {
+        self.pipelines.clear();
+        self
+    }
+
+    /// Adds an async hook run before every `#[remote]` method this server
+    /// serves (Go's `RemoteHooks.BeforeHandler.PushBack`). Like
+    /// [`before_handler`](Self::before_handler), but the request has no
+    /// session and carries the protobuf argument; a rejection reaches the
+    /// caller as a `PIT-500` with the hook's message (its code and
+    /// metadata are dropped), as Go answers.
+    ///
+    /// ```
+    /// use pitaya_core::PitayaError;
+    /// use pitaya_core::app::App;
+    ///
+    /// let app = App::builder("room")
+    ///     .before_remote(|request| async move {
+    ///         if request.context().get("peer.service").and_then(|v| v.as_str()) == Some("connector") {
+    ///             Ok(request)
+    ///         } else {
+    ///             Err(PitayaError::new("ROOM-403", "only connectors call rooms"))
+    ///         }
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = app;
+    /// ```
+    #[must_use]
+    pub fn before_remote<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Request, PitayaError>> + Send + 'static,
+    {
+        self.remote_pipelines.push_before(hook);
+        self
+    }
+
+    /// [`before_remote`](Self::before_remote), run before the before-remote
+    /// hooks already added (Go's `PushFront`).
+    #[must_use]
+    pub fn before_remote_first<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Request, PitayaError>> + Send + 'static,
+    {
+        self.remote_pipelines.push_front_before(hook);
+        self
+    }
+
+    /// Adds an async hook run after every `#[remote]` method this server
+    /// serves (Go's `RemoteHooks.AfterHandler.PushBack`); the result holds
+    /// the protobuf-encoded reply. Its error reaches the caller with its
+    /// code and metadata.
+    #[must_use]
+    pub fn after_remote<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Context, HandlerResult) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.remote_pipelines.push_after(hook);
+        self
+    }
+
+    /// [`after_remote`](Self::after_remote), run before the after-remote
+    /// hooks already added (Go's `PushFront`).
+    #[must_use]
+    pub fn after_remote_first<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Context, HandlerResult) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.remote_pipelines.push_front_after(hook);
+        self
+    }
+
+    /// Removes the before and after remote hooks added so far (Go's
+    /// `Clear` on both `RemoteHooks` channels).
+    #[must_use]
+    pub fn clear_remote_hooks(mut self) -> Self {
+        self.remote_pipelines.clear();
+        self
+    }
+
+    /// Runs `callback(session, uid)` before a session of this frontend binds
+    /// `uid` (Go's `OnSessionBind`), in the order they were added; an error
+    /// refuses the bind ([`Session::bind`] returns it, and a backend that
+    /// asked for the bind gets it). Also for binds asked by a backend.
+    ///
+    /// ```
+    /// use pitaya_core::app::App;
+    /// use pitaya_core::{PitayaError, error::codes};
+    ///
+    /// let app = App::builder("connector")
+    ///     .on_session_bind(|_session, uid| async move {
+    ///         if uid.starts_with("banned-") {
+    ///             return Err(PitayaError::new(codes::BAD_REQUEST, "banned"));
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = app;
+    /// ```
+    #[must_use]
+    pub fn on_session_bind<F, Fut>(mut self, callback: F) -> Self
+    where
+        F: Fn(Session, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), PitayaError>> + Send + 'static,
+    {
+        self.session_callbacks
+            .on_bind
+            .push(Arc::new(move |session, uid| {
+                Box::pin(callback(session, uid))
+            }));
+        self
+    }
+
+    /// Runs `callback(session, uid)` after a session of this frontend bound
+    /// `uid` and, in a cluster, subscribed its pushes (Go's
+    /// `OnAfterSessionBind`); an error is returned by the bind, but the uid
+    /// stays bound (Go unbinds it).
+    #[must_use]
+    pub fn on_after_session_bind<F, Fut>(mut self, callback: F) -> Self
+    where
+        F: Fn(Session, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), PitayaError>> + Send + 'static,
+    {
+        self.session_callbacks
+            .after_bind
+            .push(Arc::new(move |session, uid| {
+                Box::pin(callback(session, uid))
+            }));
+        self
+    }
+
+    /// Runs `callback` when any client session of this frontend closes (Go's
+    /// `OnSessionClose`), after the session's own
+    /// [`on_close`](Session::on_close) callbacks. It is synchronous: spawn
+    /// what must await.
+    #[must_use]
+    pub fn on_session_close(mut self, callback: impl Fn(&Session) + Send + Sync + 'static) -> Self {
+        self.session_callbacks.on_close.push(Arc::new(callback));
         self
     }
 
@@ -423,6 +655,29 @@ impl AppBuilder {
         self
     }
 
+    /// The group service behind [`AppHandle::groups`](crate::handle::AppHandle::groups)
+    /// (default: a new [`MemoryGroups`](crate::group::MemoryGroups), this
+    /// process only). An etcd service (`pitaya_cluster::EtcdGroups`) shares
+    /// the groups with every server of the cluster, Go ones included. The
+    /// service's background work stops when the app shuts down.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pitaya_core::app::App;
+    /// use pitaya_core::group::MemoryGroups;
+    ///
+    /// let app = App::builder("chat")
+    ///     .groups(MemoryGroups::with_sweep_interval(Duration::from_secs(5)))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = app;
+    /// ```
+    #[must_use]
+    pub fn groups(mut self, service: impl GroupService) -> Self {
+        self.groups = Some(Arc::new(service));
+        self
+    }
+
     /// Sends this app's remote calls to `caller` instead of the cluster
     /// (the test harness's fake cluster).
     #[cfg(feature = "testing")]
@@ -471,6 +726,7 @@ impl AppBuilder {
             self.max_queued_writes,
             self.unique_sessions,
         );
+        sessions.set_callbacks(self.session_callbacks);
         let shutdown = CancellationToken::new();
         let frontend = self
             .frontend
@@ -488,14 +744,13 @@ impl AppBuilder {
                 me.validate().map_err(crate::cluster::ClusterError::from)?;
                 if frontend {
                     let slot = slot.clone();
-                    sessions.set_bind_hook(Arc::new(move |session: &Session| {
-                        let Some(parts) = slot.get().cloned() else {
-                            return;
-                        };
-                        let session = session.clone();
-                        tokio::spawn(async move {
-                            crate::inbound::on_frontend_bind(&parts, &session).await;
-                        });
+                    sessions.set_bind_hook(Arc::new(move |session: Session| {
+                        let parts = slot.get().cloned();
+                        Box::pin(async move {
+                            if let Some(parts) = parts {
+                                crate::inbound::on_frontend_bind(&parts, &session).await;
+                            }
+                        })
                     }));
                 }
                 Some(ClusterPlan {
@@ -517,7 +772,7 @@ impl AppBuilder {
                 remotes: self.remotes,
                 server_type: self.config.server_type.clone(),
                 sessions: sessions.clone(),
-                groups: Groups::new(),
+                groups: Groups::for_app(self.groups, &shutdown),
                 shutdown: shutdown.clone(),
             }),
         };
@@ -525,6 +780,7 @@ impl AppBuilder {
             config: self.config,
             routes: self.routes,
             pipelines: self.pipelines,
+            remote_pipelines: self.remote_pipelines,
             codec,
             sessions,
             handshake_ok,

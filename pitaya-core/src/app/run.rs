@@ -9,8 +9,9 @@ use tokio_util::sync::CancellationToken;
 use std::time::Duration;
 
 use super::{App, ClusterPlan, Error, Result};
-use crate::cluster::{ClusterFuture, ServerInfo};
+use crate::cluster::{ClusterFuture, DiscoveryEvent, ServerInfo};
 use crate::clustered::ClusterParts;
+use crate::clustered::session_watch::SessionWatches;
 use crate::handle::AppHandle;
 use crate::inbound::AppInbound;
 
@@ -93,6 +94,9 @@ impl App {
         }
         let watcher =
             lost.map(|(lost, grace)| tokio::spawn(watch_cluster(lost, grace, handle.clone())));
+        let frontends = cluster
+            .as_ref()
+            .map(|cluster| tokio::spawn(watch_frontends(cluster.clone())));
         handle.set_ready(true);
 
         tokio::select! {
@@ -100,8 +104,8 @@ impl App {
             () = self.core.shutdown.cancelled() => tracing::info!("shutdown requested by the app"),
         }
         handle.set_ready(false);
-        if let Some(watcher) = watcher {
-            watcher.abort();
+        for task in watcher.into_iter().chain(frontends) {
+            task.abort();
         }
 
         if let Some(cluster) = &cluster
@@ -167,6 +171,7 @@ async fn connect(
         timeout: plan.timeout,
         unique: plan.unique,
         unreachable: Default::default(),
+        watches: SessionWatches::new(&handle.shared.sessions),
     });
     if handle.shared.cluster.set(parts.clone()).is_err() {
         return Err(Error::Config("the app is already running".into()));
@@ -182,6 +187,22 @@ async fn watch_cluster(lost: ClusterFuture<'static, String>, grace: Duration, ha
     tracing::error!(%reason, ?grace, "lost the cluster for good: not ready, shutting down after the grace period");
     tokio::time::sleep(grace).await;
     handle.shutdown();
+}
+
+/// Frontends that leave the cluster took their sessions with them: close
+/// callbacks this server registered on them run.
+async fn watch_frontends(cluster: Arc<ClusterParts>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = cluster.discovery.events();
+    loop {
+        match events.recv().await {
+            Ok(DiscoveryEvent::Removed(server)) if server.frontend => {
+                cluster.watches.frontend_gone(&server.id);
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 #[cfg(unix)]

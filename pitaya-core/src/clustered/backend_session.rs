@@ -1,5 +1,6 @@
-//! Backend views of a frontend's session: their bind, data, push and kick
-//! go to the frontend holding the connection, in order.
+//! Backend views of a frontend's session: their bind, data, push, kick
+//! and close watch go to the frontend holding the connection, in order,
+//! carrying the context of the request the view was made for.
 
 use std::sync::Arc;
 
@@ -10,12 +11,17 @@ use tracing::Instrument;
 
 use super::ClusterParts;
 use crate::cluster::ClusterError;
-use crate::session::{RemoteSession, Session};
+use crate::context::Context;
+use crate::session::{CloseCallback, RemoteSession, Session, SessionFuture};
 use crate::{PitayaError, protos};
 
 /// What a backend session view asks of its frontend, in order.
 pub(crate) enum Op {
-    Bind(String),
+    Bind(String, oneshot::Sender<Result<(), PitayaError>>),
+    WatchClose {
+        uid: Option<String>,
+        callback: CloseCallback,
+    },
     PushToFront(Bytes),
     Kick(String),
     Push(protos::Push),
@@ -31,17 +37,26 @@ pub(crate) struct BackendLink {
 }
 
 impl BackendLink {
+    /// A link to session `frontend_session_id` of `frontend_id`, whose
+    /// operations carry `context` (the request's).
     pub(crate) fn spawn(
         cluster: Arc<ClusterParts>,
         frontend_id: String,
         frontend_session_id: i64,
+        context: Context,
     ) -> (Self, mpsc::UnboundedSender<Op>) {
         let (ops, mut rx) = mpsc::unbounded_channel::<Op>();
         let fid = frontend_id.clone();
         tokio::spawn(
             async move {
                 while let Some(op) = rx.recv().await {
-                    if let Err(err) = run_op(&cluster, &fid, frontend_session_id, op).await {
+                    let link = Link {
+                        cluster: &cluster,
+                        frontend_id: &fid,
+                        session_id: frontend_session_id,
+                        context: &context,
+                    };
+                    if let Err(err) = link.run(op).await {
                         tracing::warn!(frontend = %fid, error = %err, "session operation on the frontend failed");
                     }
                 }
@@ -59,85 +74,109 @@ impl BackendLink {
     }
 }
 
-async fn run_op(
-    cluster: &ClusterParts,
-    frontend_id: &str,
+/// What one operation needs to reach the frontend.
+struct Link<'a> {
+    cluster: &'a ClusterParts,
+    frontend_id: &'a str,
     session_id: i64,
-    op: Op,
-) -> Result<(), PitayaError> {
-    let frontend = || {
-        cluster
+    context: &'a Context,
+}
+
+impl Link<'_> {
+    /// A user RPC to the frontend with the request's context.
+    async fn call(&self, route: &str, arg: Bytes) -> Result<Bytes, PitayaError> {
+        let target = self
+            .cluster
             .discovery
-            .server(frontend_id)
+            .server(self.frontend_id)
             .ok_or_else(|| ClusterError::NoServerWithId {
-                id: frontend_id.to_owned(),
-            })
-    };
-    match op {
-        Op::Flush(done) => {
-            let _ = done.send(());
-        }
-        Op::Bind(uid) => {
-            let arg = protos::Session {
-                id: session_id,
-                uid,
-                data: Bytes::new(),
-            };
-            let target = frontend()?;
-            cluster
-                .user_rpc(
-                    &target,
-                    false,
-                    "sys.bindsession",
-                    arg.encode_to_vec().into(),
-                    cluster.timeout,
-                    None,
-                )
-                .await?;
-        }
-        Op::PushToFront(data) => {
-            let arg = protos::Session {
-                id: session_id,
-                uid: String::new(),
-                data,
-            };
-            let target = frontend()?;
-            cluster
-                .user_rpc(
-                    &target,
-                    false,
-                    "sys.pushsession",
-                    arg.encode_to_vec().into(),
-                    cluster.timeout,
-                    None,
-                )
-                .await?;
-        }
-        Op::Kick(uid) => {
-            let arg = protos::KickMsg { user_id: uid };
-            let target = frontend()?;
-            cluster
-                .user_rpc(
-                    &target,
-                    false,
-                    "sys.kick",
-                    arg.encode_to_vec().into(),
-                    cluster.timeout,
-                    None,
-                )
-                .await?;
-        }
-        Op::Push(push) => {
-            let frontend_type =
-                cluster
-                    .frontend_type(frontend_id)
-                    .ok_or_else(|| ClusterError::NoServerWithId {
-                        id: frontend_id.to_owned(),
-                    })?;
-            cluster.client.push_to_user(&frontend_type, push).await?;
-        }
+                id: self.frontend_id.to_owned(),
+            })?;
+        self.cluster
+            .user_rpc(
+                &target,
+                false,
+                route,
+                arg,
+                self.cluster.timeout,
+                Some(self.context),
+            )
+            .await
     }
-    Ok(())
+
+    fn session(&self, uid: String, data: Bytes) -> Bytes {
+        protos::Session {
+            id: self.session_id,
+            uid,
+            data,
+        }
+        .encode_to_vec()
+        .into()
+    }
+
+    async fn run(&self, op: Op) -> Result<(), PitayaError> {
+        match op {
+            Op::Flush(done) => {
+                let _ = done.send(());
+            }
+            Op::Bind(uid, answer) => {
+                let arg = self.session(uid, Bytes::new());
+                let result = self.call("sys.bindsession", arg).await.map(drop);
+                let failed = result.as_ref().err().cloned();
+                let _ = answer.send(result);
+                if let Some(err) = failed {
+                    return Err(err);
+                }
+            }
+            Op::PushToFront(data) => {
+                let arg = self.session(String::new(), data);
+                self.call("sys.pushsession", arg).await?;
+            }
+            Op::Kick(uid) => {
+                let arg = protos::KickMsg { user_id: uid }.encode_to_vec().into();
+                self.call("sys.kick", arg).await?;
+            }
+            Op::Push(push) => {
+                let frontend_type =
+                    self.cluster
+                        .frontend_type(self.frontend_id)
+                        .ok_or_else(|| ClusterError::NoServerWithId {
+                            id: self.frontend_id.to_owned(),
+                        })?;
+                self.cluster
+                    .client
+                    .push_to_user(&frontend_type, push)
+                    .await?;
+            }
+            Op::WatchClose { uid, callback } => {
+                let first = self.cluster.watches.add(
+                    self.frontend_id,
+                    self.session_id,
+                    uid.clone(),
+                    callback,
+                );
+                if first {
+                    let arg = self.session(uid.unwrap_or_default(), Bytes::new());
+                    match self.call(super::session_watch::WATCH_ROUTE, arg).await {
+                        Ok(reply) if reply.as_ref() == super::session_watch::ALREADY_CLOSED => {
+                            self.cluster
+                                .watches
+                                .closed(self.frontend_id, self.session_id, None);
+                        }
+                        Ok(_) => {}
+                        Err(err) => {
+                            tracing::warn!(
+                                frontend = %self.frontend_id,
+                                error = %err,
+                                "the frontend does not report session closes (a Go frontend?): on_close runs only if it leaves the cluster"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl RemoteSession for BackendLink {
@@ -149,8 +188,35 @@ impl RemoteSession for BackendLink {
         self.frontend_session_id
     }
 
-    fn bind(&self, _session: &Session, uid: &str) {
-        let _ = self.ops.send(Op::Bind(uid.to_owned()));
+    fn bind(&self, uid: &str) -> SessionFuture<Result<(), PitayaError>> {
+        let (answer, answered) = oneshot::channel();
+        let sent = self.ops.send(Op::Bind(uid.to_owned(), answer)).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(PitayaError::new(
+                    crate::error::codes::INTERNAL,
+                    "the session's link to its frontend is closed",
+                ));
+            }
+            answered.await.unwrap_or_else(|_| {
+                Err(PitayaError::new(
+                    crate::error::codes::INTERNAL,
+                    "the session's link to its frontend is closed",
+                ))
+            })
+        })
+    }
+
+    fn watch_close(&self, session: &Session, callback: CloseCallback) {
+        let op = Op::WatchClose {
+            uid: session.uid().map(str::to_owned),
+            callback,
+        };
+        if let Err(mpsc::error::SendError(Op::WatchClose { callback, .. })) = self.ops.send(op) {
+            // The link is gone with its server: the session will not be
+            // reported, treat it as closed.
+            callback(session);
+        }
     }
 
     fn push(&self, uid: &str, route: &str, body: Bytes) {

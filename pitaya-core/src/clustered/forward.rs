@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::Instrument;
 
-use super::{ClusterParts, now_nanos, pick_random};
+use super::{ClusterParts, pick_random};
 use crate::cluster::ClusterError;
 use crate::codec::MessageType;
 use crate::context::Context;
@@ -15,20 +15,24 @@ use crate::{PitayaError, protos};
 
 /// Forwards a client message to a server of `server_type` (Sys RPC); the
 /// future resolves to the backend's reply body (`None` for a notify).
+///
+/// `context` is the client request's: its route is the message's, and its
+/// metadata (`request.id`, `req-route`, `req-start-time` and whatever the
+/// frontend's hooks added) is the propagate context the backend gets, with
+/// the caller's identity and timeout added.
 pub(crate) fn forward(
     cluster: Arc<ClusterParts>,
     session: Session,
     server_type: &str,
-    route: String,
+    context: Context,
     id: u64,
     kind: MessageType,
     body: Bytes,
 ) -> impl Future<Output = Result<Option<Bytes>, PitayaError>> + Send + 'static {
     let servers = cluster.routable(server_type);
     let server_type = server_type.to_owned();
-    let span = tracing::debug_span!("forward", route = %route, id);
+    let span = tracing::debug_span!("forward", route = %context.route(), id);
     async move {
-        let context = Context::new(route.clone());
         let target = match cluster.routers.get(&server_type) {
             Some(router) if !servers.is_empty() => {
                 router(&context, &session, &servers).or_else(|| pick_random(&servers))
@@ -51,7 +55,7 @@ pub(crate) fn forward(
             }),
             msg: Some(protos::Msg {
                 id: if notify { 0 } else { id },
-                route: route.clone(),
+                route: context.route().to_owned(),
                 data: body,
                 reply: String::new(),
                 r#type: if notify {
@@ -61,14 +65,7 @@ pub(crate) fn forward(
                 },
             }),
             frontend_id: cluster.me.id.clone(),
-            metadata: cluster.metadata(
-                None,
-                &[
-                    ("req-route", route.into()),
-                    ("req-start-time", now_nanos().into()),
-                ],
-                cluster.timeout,
-            ),
+            metadata: cluster.metadata(Some(&context), &[], cluster.timeout),
         };
         tracing::debug!(server = %target.id, "forwarding");
         let response = cluster

@@ -5,7 +5,8 @@
 pub(crate) mod backend_session;
 mod caller;
 mod forward;
-mod nuid;
+pub(crate) mod nuid;
+pub(crate) mod session_watch;
 mod unreachable;
 
 pub(crate) use caller::ClusterCaller;
@@ -45,6 +46,8 @@ pub(crate) struct ClusterParts {
     pub(crate) unique: bool,
     /// Servers that did not answer ("no responders"), set aside.
     pub(crate) unreachable: unreachable::Unreachable,
+    /// Close callbacks registered on sessions of frontends (backend side).
+    pub(crate) watches: session_watch::SessionWatches,
 }
 
 /// A random `u64` (fastrand: a per-thread generator seeded at random).
@@ -75,7 +78,7 @@ fn pick_random(servers: &[Arc<ServerInfo>]) -> Option<Arc<ServerInfo>> {
     servers.get(fastrand::usize(..servers.len())).cloned()
 }
 
-fn now_nanos() -> i64 {
+pub(crate) fn now_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
@@ -112,7 +115,7 @@ impl ClusterParts {
     /// Sends a User RPC to `target` and returns the reply data. With
     /// `reroute`, a target that is gone is set aside and the call goes to
     /// another server of its type (calls by server type).
-    async fn user_rpc(
+    pub(crate) async fn user_rpc(
         &self,
         target: &Arc<ServerInfo>,
         reroute: bool,

@@ -185,7 +185,7 @@ pub(crate) fn error_code(
         return codes::UNKNOWN.to_owned();
     };
     let decoded: Option<PitayaError> = match serializer {
-        Some(kind) => kind.deserialize(&message.body).ok(),
+        Some(kind) => PitayaError::decode(kind, &message.body).ok(),
         None => SerializerKind::Json
             .deserialize(&message.body)
             .or_else(|_| SerializerKind::MessagePack.deserialize(&message.body))
@@ -293,6 +293,18 @@ mod tests {
             assert_eq!(error_code(&codec, Some(kind), body.clone()), "PIT-404");
             assert_eq!(error_code(&codec, None, body), "PIT-404");
         }
+        // A protobuf server's errors are protos.Error messages.
+        let codec = MessageCodec::default();
+        let body = codec
+            .encode_to_bytes(&Message::error_response(
+                3,
+                err.encode(SerializerKind::Protobuf),
+            ))
+            .unwrap();
+        assert_eq!(
+            error_code(&codec, Some(SerializerKind::Protobuf), body),
+            "PIT-404"
+        );
         let codec = MessageCodec::default();
         let empty = codec
             .encode_to_bytes(&Message::error_response(3, "{}"))

@@ -13,7 +13,7 @@ struct Room;
 impl Room {
     #[handler]
     async fn join(&self, session: &Session, req: JoinReq) -> Result<String, PitayaError> {
-        session.bind(req.name.clone())?;
+        session.bind(req.name.clone()).await?;
         Ok(req.name)
     }
 }

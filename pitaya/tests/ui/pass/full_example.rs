@@ -48,7 +48,7 @@ pub struct Room {
 impl Room {
     #[handler]
     async fn join(&self, session: &Session, req: JoinReq) -> Result<JoinAck, PitayaError> {
-        session.bind(req.name)?;
+        session.bind(req.name).await?;
         Ok(JoinAck { ok: true })
     }
 
