@@ -181,6 +181,21 @@ impl EtcdGroups {
     }
 }
 
+/// Group names and uids become etcd key segments (`groups/<name>/uids/<uid>`,
+/// as Go writes them): a `/` in either would reach into another group's
+/// keys (`"a/uids/x"` is member `x` of group `a`), so it is refused.
+fn check_keys(name: &str, uid: Option<&str>) -> Result<(), GroupError> {
+    if name.is_empty() || name.contains('/') {
+        return Err(GroupError::InvalidName(name.to_owned()));
+    }
+    if let Some(uid) = uid
+        && uid.contains('/')
+    {
+        return Err(GroupError::InvalidName(uid.to_owned()));
+    }
+    Ok(())
+}
+
 fn check_uid(uid: &str) -> Result<(), GroupError> {
     if uid.is_empty() {
         Err(GroupError::EmptyUid)
@@ -471,43 +486,73 @@ impl Inner {
 
 impl GroupService for EtcdGroups {
     fn create<'a>(&'a self, name: &'a str) -> GroupFuture<'a, ()> {
-        Box::pin(self.inner.create(name, None))
+        Box::pin(async move {
+            check_keys(name, None)?;
+            self.inner.create(name, None).await
+        })
     }
 
     fn create_with_ttl<'a>(&'a self, name: &'a str, ttl: Duration) -> GroupFuture<'a, ()> {
-        Box::pin(self.inner.create_with_ttl(name, ttl))
+        Box::pin(async move {
+            check_keys(name, None)?;
+            self.inner.create_with_ttl(name, ttl).await
+        })
     }
 
     fn members<'a>(&'a self, name: &'a str) -> GroupFuture<'a, Vec<String>> {
-        Box::pin(self.inner.members(name))
+        Box::pin(async move {
+            check_keys(name, None)?;
+            self.inner.members(name).await
+        })
     }
 
     fn contains<'a>(&'a self, name: &'a str, uid: &'a str) -> GroupFuture<'a, bool> {
-        Box::pin(self.inner.contains(name, uid))
+        Box::pin(async move {
+            check_keys(name, Some(uid))?;
+            self.inner.contains(name, uid).await
+        })
     }
 
     fn add<'a>(&'a self, name: &'a str, uid: &'a str) -> GroupFuture<'a, ()> {
-        Box::pin(self.inner.add(name, uid))
+        Box::pin(async move {
+            check_keys(name, Some(uid))?;
+            self.inner.add(name, uid).await
+        })
     }
 
     fn remove<'a>(&'a self, name: &'a str, uid: &'a str) -> GroupFuture<'a, ()> {
-        Box::pin(self.inner.remove(name, uid))
+        Box::pin(async move {
+            check_keys(name, Some(uid))?;
+            self.inner.remove(name, uid).await
+        })
     }
 
     fn remove_all<'a>(&'a self, name: &'a str) -> GroupFuture<'a, ()> {
-        Box::pin(self.inner.remove_all(name))
+        Box::pin(async move {
+            check_keys(name, None)?;
+            self.inner.remove_all(name).await
+        })
     }
 
     fn count<'a>(&'a self, name: &'a str) -> GroupFuture<'a, usize> {
-        Box::pin(self.inner.count(name))
+        Box::pin(async move {
+            check_keys(name, None)?;
+            self.inner.count(name).await
+        })
     }
 
     fn renew_ttl<'a>(&'a self, name: &'a str) -> GroupFuture<'a, ()> {
-        Box::pin(self.inner.renew_ttl(name))
+        Box::pin(async move {
+            check_keys(name, None)?;
+            self.inner.renew_ttl(name).await
+        })
     }
 
     fn delete<'a>(&'a self, name: &'a str) -> GroupFuture<'a, ()> {
-        Box::pin(self.inner.delete(name))
+        Box::pin(async move {
+            check_keys(name, None)?;
+            self.inner.delete(name).await
+        })
     }
 }
 

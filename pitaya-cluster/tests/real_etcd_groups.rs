@@ -323,3 +323,30 @@ async fn apps_share_etcd_groups_and_sessions_leave_them_on_close() {
     assert_eq!(there.handle().groups().count("room").await, Ok(0));
     there.handle().groups().delete("room").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_and_uids_cannot_reach_into_other_groups_keys() {
+    let endpoint = etcd_url();
+    let prefix = test_prefix();
+    let groups = connect(&endpoint, &prefix).await;
+    groups.create("room").await.unwrap();
+    // "room/uids/eve" would be the key of member "eve" of "room".
+    for name in ["room/uids/eve", "", "a/b"] {
+        assert!(
+            matches!(groups.create(name).await, Err(GroupError::InvalidName(_))),
+            "{name:?}"
+        );
+    }
+    assert!(matches!(
+        groups.add("room", "eve/x").await,
+        Err(GroupError::InvalidName(_))
+    ));
+    assert!(groups.members("room").await.unwrap().is_empty());
+    let client = raw_client(&endpoint).await;
+    let stored: Vec<String> = keys(&client, &prefix)
+        .await
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
+    assert_eq!(stored, [format!("{prefix}groups/room")]);
+}

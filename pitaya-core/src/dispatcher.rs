@@ -104,11 +104,11 @@ fn client_context(route: String) -> Context {
 /// notify), or the error to answer at once (bad or unknown route).
 /// `offload` lets a large payload be decoded under `block_in_place`.
 ///
-/// The handler pipeline runs around a local handler and, for a message
-/// forwarded to another server type, around the forwarding: the before
-/// hooks before it is sent (a rejection answers the client, nothing is
-/// sent; the context and body they return are what is sent), the after
-/// hooks on the backend's reply.
+/// The handler pipeline runs around a local handler; the forward pipeline
+/// around a message forwarded to another server type: its before hooks
+/// before it is sent (a rejection answers the client, nothing is sent; the
+/// context and body they return are what is sent), its after hooks on the
+/// backend's reply.
 pub(crate) fn start(
     core: &Arc<ServerCore>,
     session: &Session,
@@ -133,13 +133,9 @@ pub(crate) fn start(
             ))
         }
         Destination::Forward(server_type) => {
-            let cluster = core
-                .handle
-                .cluster()
-                .cloned()
-                .ok_or_else(|| not_found(&route))?;
+            let cluster = core.handle.cluster().ok_or_else(|| not_found(&route))?;
             let context = client_context(route);
-            if core.pipelines.is_empty() {
+            if core.forward_pipelines.is_empty() {
                 return Ok(Box::pin(crate::clustered::forward(
                     cluster,
                     session.clone(),
@@ -178,7 +174,7 @@ pub(crate) fn start(
                             request.body().clone(),
                         )
                     };
-                    let run = core.pipelines.run(request, forward);
+                    let run = core.forward_pipelines.run(request, forward);
                     crate::pipeline::catch_panics(&route, run).await
                 }
                 .instrument(span),

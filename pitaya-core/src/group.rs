@@ -93,13 +93,20 @@ pub enum GroupError {
     /// `create_with_ttl` with a zero TTL.
     #[error("a group ttl must not be zero")]
     ZeroTtl,
+    /// A group name or uid a service cannot store (for etcd: empty, or
+    /// holding a `/`, which would reach into another group's keys).
+    #[error("invalid group name or uid {0:?}: empty or with a '/'")]
+    InvalidName(String),
     /// The session has no uid to be a member with.
     #[error("the session is not bound to a uid")]
     Unbound,
     /// [`Groups::add_session`] of a session whose close this server is not
-    /// told of (a backend's view of a frontend's session): its member
-    /// would never leave. Add its uid with [`Groups::add`] instead.
-    #[error("add_session needs a session whose close this server learns of, not a backend's view")]
+    /// told of (a backend's view of a session of a frontend that does not
+    /// report closes, e.g. a Go frontend): its member would never leave.
+    /// Add its uid with [`Groups::add`] and remove it yourself instead.
+    #[error(
+        "add_session needs a session whose close this server learns of (its frontend does not report closes)"
+    )]
     BackendSession,
     /// The service's storage failed or did not answer in time (etcd).
     #[error("group service: {0}")]
@@ -312,10 +319,10 @@ impl Groups {
     ///
     /// # Errors
     /// [`GroupError::Unbound`] for a session without uid;
-    /// [`GroupError::BackendSession`] when this server is not told of the
-    /// session's close (a backend's view of a frontend's session, until
-    /// backends learn of closes), in which case the uid is not added; the
-    /// errors of [`add`](Self::add).
+    /// [`GroupError::BackendSession`] when this server cannot be told of
+    /// the session's close (on a backend, a frontend known not to report
+    /// closes), in which case the uid is not added; the errors of
+    /// [`add`](Self::add).
     pub async fn add_session(&self, name: &str, session: &Session) -> Result<(), GroupError> {
         let uid = session.uid().ok_or(GroupError::Unbound)?.to_owned();
         self.service.add(name, &uid).await?;

@@ -55,12 +55,13 @@ impl AppHandle {
         self.shared.me.as_ref()
     }
 
-    /// The cluster's service discovery (`None` when standalone).
-    pub fn discovery(&self) -> Option<&Arc<dyn ServiceDiscovery>> {
-        self.cluster().map(|cluster| &cluster.discovery)
+    /// The cluster's service discovery, while the app runs (`None` before
+    /// and after, and when standalone).
+    pub fn discovery(&self) -> Option<Arc<dyn ServiceDiscovery>> {
+        self.cluster().map(|cluster| cluster.discovery.clone())
     }
 
-    pub(crate) fn cluster(&self) -> Option<&Arc<ClusterParts>> {
+    pub(crate) fn cluster(&self) -> Option<Arc<ClusterParts>> {
         self.shared.cluster.get()
     }
 

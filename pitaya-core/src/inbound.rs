@@ -168,22 +168,30 @@ async fn serve_user(
         }
         session_watch::WATCH_ROUTE => {
             let wire = protos::Session::decode(data).map_err(bad_arg)?;
+            // Only a server of the cluster may watch: it is who gets told.
             let backend = context
                 .get("peer.id")
                 .and_then(serde_json::Value::as_str)
-                .filter(|id| !id.is_empty())
+                .filter(|id| cluster.discovery.server(id).is_some())
                 .ok_or_else(|| {
-                    PitayaError::new(codes::BAD_REQUEST, "a watch needs the caller's peer.id")
+                    PitayaError::new(
+                        codes::BAD_REQUEST,
+                        "a watch needs the peer.id of a server of the cluster",
+                    )
                 })?
                 .to_owned();
             let Ok(session) = frontend_session(core, wire.id) else {
                 return Ok(Bytes::from_static(session_watch::ALREADY_CLOSED));
             };
+            if !cluster.watches.add_watcher(session.id(), &backend)? {
+                return Ok(ack());
+            }
             let weak = Arc::downgrade(cluster);
             session.on_close(move |closed| {
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };
+                let watchers = cluster.watches.take_watchers(closed.id());
                 let closed = protos::Session {
                     id: wire.id,
                     uid: closed.uid().unwrap_or_default().to_owned(),
@@ -191,24 +199,44 @@ async fn serve_user(
                         .unwrap_or_default()
                         .into(),
                 };
-                tokio::spawn(async move {
-                    tell_session_closed(&cluster, &backend, closed).await;
+                let notices = cluster.notices.clone();
+                notices.spawn(async move {
+                    for backend in watchers {
+                        tell_session_closed(&cluster, &backend, closed.clone()).await;
+                    }
                 });
             })?;
             Ok(ack())
         }
         session_watch::CLOSED_ROUTE => {
             let wire = protos::Session::decode(data).map_err(bad_arg)?;
+            // Only the frontend holding a session reports its close.
             let frontend = context
                 .get("peer.id")
                 .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
+                .filter(|id| {
+                    cluster
+                        .discovery
+                        .server(id)
+                        .is_some_and(|server| server.frontend)
+                })
+                .ok_or_else(|| {
+                    PitayaError::new(
+                        codes::BAD_REQUEST,
+                        "a close report needs the peer.id of a frontend of the cluster",
+                    )
+                })?;
+            if !cluster.watches.watches(frontend, wire.id) {
+                return Ok(ack());
+            }
             let data: HashMap<String, serde_json::Value> = if wire.data.is_empty() {
                 HashMap::new()
             } else {
                 serde_json::from_slice(&wire.data).map_err(bad_arg)?
             };
-            cluster.watches.closed(frontend, wire.id, Some(data));
+            cluster
+                .watches
+                .closed(frontend, wire.id, Some(wire.uid), Some(data));
             Ok(ack())
         }
         "sys.pushsession" => {

@@ -380,7 +380,7 @@ impl AppHandle {
         &self,
         frontend_type: Option<&str>,
     ) -> Result<Option<(Arc<ClusterParts>, String)>, PitayaError> {
-        let Some(cluster) = self.cluster().cloned() else {
+        let Some(cluster) = self.cluster() else {
             return Ok(None);
         };
         if let Some(frontend_type) = frontend_type {
@@ -397,6 +397,7 @@ impl AppHandle {
             .filter(|server| server.frontend)
             .map(|server| server.server_type.clone())
             .collect();
+        types.sort();
         types.dedup();
         match types.as_slice() {
             [only] => {

@@ -24,6 +24,8 @@ pub(crate) struct ServerCore {
     pub(crate) pipelines: Pipelines,
     /// The remote pipeline: around the `#[remote]` methods served here.
     pub(crate) remote_pipelines: Pipelines,
+    /// Hooks around the client messages this frontend forwards.
+    pub(crate) forward_pipelines: Pipelines,
     pub(crate) codec: MessageCodec,
     pub(crate) sessions: Arc<SessionHub>,
     pub(crate) handshake_ok: Bytes,

@@ -49,6 +49,12 @@ pub enum SessionError {
     /// uid (`sys.bindsession` failed); the error is the frontend's.
     #[error("the frontend could not bind the uid: {0}")]
     Frontend(PitayaError),
+    /// On a backend: `on_close` for a session of a frontend that does not
+    /// report closes (a Go frontend answered the watch "route not found").
+    #[error(
+        "frontend {0} does not report session closes (a Go Pitaya frontend?): on_close cannot run on this backend"
+    )]
+    CloseNotReported(String),
 }
 
 impl From<SessionError> for PitayaError {
@@ -76,7 +82,7 @@ pub struct SessionHub {
     by_id: Mutex<HashMap<u64, Weak<SessionInner>>>,
     by_uid: Mutex<HashMap<String, Weak<SessionInner>>>,
     bind_hook: OnceLock<HookCell>,
-    callbacks: OnceLock<PoolCallbacks>,
+    callbacks: OnceLock<Arc<PoolCallbacks>>,
 }
 
 struct HookCell(BindHook);
@@ -94,8 +100,9 @@ pub type SessionFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub(crate) type BindHook = Arc<dyn Fn(Session) -> SessionFuture<()> + Send + Sync>;
 
 /// A session pool callback run when a frontend session binds a uid (Go's
-/// `OnSessionBind` and `OnAfterSessionBind`): `(session, uid)`; an error
-/// refuses the bind.
+/// `OnSessionBind` and `OnAfterSessionBind`): `(session, uid)`. Before the
+/// bind an error refuses it; after it, the error is what `bind` returns
+/// but the uid stays bound.
 pub type BindCallback =
     Arc<dyn Fn(Session, String) -> SessionFuture<Result<(), PitayaError>> + Send + Sync>;
 
@@ -134,8 +141,9 @@ pub(crate) trait RemoteSession: Send + Sync + 'static {
     /// Asks the frontend to bind `uid`; resolves with its answer.
     fn bind(&self, uid: &str) -> SessionFuture<Result<(), PitayaError>>;
     /// Runs `callback` when the frontend's session closes (the frontend is
-    /// asked to tell this server).
-    fn watch_close(&self, session: &Session, callback: CloseCallback);
+    /// asked to tell this server); an error when the frontend is known not
+    /// to report closes.
+    fn watch_close(&self, session: &Session, callback: CloseCallback) -> Result<(), SessionError>;
     /// Pushes a serialized body to the client bound to `uid`.
     fn push(&self, uid: &str, route: &str, body: Bytes);
     /// Kicks the client.
@@ -158,7 +166,11 @@ impl SessionHub {
         unique: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
-            next_id: AtomicU64::new(1),
+            // Ids start at a random epoch (in the high bits, below i64's
+            // sign): a frontend restarted under the same server id does not
+            // reuse the ids of its previous run, which backends may still
+            // hold watches for.
+            next_id: AtomicU64::new((u64::from(fastrand::u32(1..1 << 30)) << 32) | 1),
             codec,
             serializer,
             max_queued_writes: max_queued_writes.max(1),
@@ -172,7 +184,7 @@ impl SessionHub {
 
     /// Sets the session pool callbacks (once, by the app builder).
     pub(crate) fn set_callbacks(&self, callbacks: PoolCallbacks) {
-        let _ = self.callbacks.set(callbacks);
+        let _ = self.callbacks.set(Arc::new(callbacks));
     }
 
     /// Sets the hook run after each frontend bind (once).
@@ -432,6 +444,11 @@ impl Session {
         if cluster_hook && let Some(hook) = hub.bind_hook.get() {
             (hook.0)(self.clone()).await;
         }
+        if self.is_closed() {
+            // The client left while the bind was under way: its close
+            // already ran; nothing more to announce.
+            return Err(SessionError::Closed);
+        }
         for callback in &callbacks.after_bind {
             callback(self.clone(), uid.clone())
                 .await
@@ -457,6 +474,11 @@ impl Session {
                 .filter(|p| !Arc::ptr_eq(p, &self.inner));
             if previous.is_some() && !hub.unique {
                 return Err(SessionError::UidTaken(uid));
+            }
+            // `mark_closed` sets `closed` before it takes this lock to
+            // unregister: a session closed meanwhile is not registered.
+            if self.is_closed() {
+                return Err(SessionError::Closed);
             }
             self.set_uid(uid.clone())?;
             by_uid.insert(uid, Arc::downgrade(&self.inner));
@@ -698,13 +720,13 @@ impl Session {
     /// when it closes (a pitaya-rs extension: Go Pitaya refuses it with
     /// `ErrOnCloseBackend`); the callback then gets a closed view with the
     /// uid and the session data the frontend had. It also runs when the
-    /// frontend leaves the cluster. A Go frontend does not know the
-    /// request, so behind one the callback runs only when that frontend
-    /// leaves the cluster (a warning is logged).
+    /// frontend leaves the cluster for good. A Go frontend does not know the
+    /// request: the first callback for its sessions is dropped (logged as
+    /// an error) and the later ones are refused.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for transports that cannot
-    /// watch.
+    /// [`SessionError::CloseNotReported`] on a backend, for a frontend known
+    /// not to report closes.
     pub fn on_close(
         &self,
         callback: impl FnOnce(&Session) + Send + 'static,
@@ -712,16 +734,19 @@ impl Session {
         if let Some(remote) = &self.inner.remote {
             if self.is_closed() {
                 callback(self);
-            } else {
-                remote.watch_close(self, Box::new(callback));
+                return Ok(());
             }
-            return Ok(());
+            return remote.watch_close(self, Box::new(callback));
         }
+        // Checked under the lock `mark_closed` takes the callbacks with,
+        // after it set `closed`: a callback is either taken or run here.
+        let mut callbacks = lock(&self.inner.on_close);
         if self.is_closed() {
+            drop(callbacks);
             callback(self);
             return Ok(());
         }
-        lock(&self.inner.on_close).push(Box::new(callback));
+        callbacks.push(Box::new(callback));
         Ok(())
     }
 

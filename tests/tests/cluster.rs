@@ -665,6 +665,8 @@ async fn readiness_follows_the_cluster_and_a_lost_cluster_stops_the_app() {
     // ... then a graceful shutdown: deregistered, run returns Ok.
     within(10, task).await.unwrap().unwrap();
     assert!(handle.is_shutting_down());
+    // The handle outlives the app; its cluster parts do not.
+    assert!(handle.discovery().is_none());
     assert!(observer.servers_of_type("room").is_empty());
 }
 
@@ -830,4 +832,109 @@ async fn backend_session_operations_carry_the_request_context() {
     assert!(routes.contains(&"sys.bindsession".to_owned()), "{routes:?}");
     assert!(routes.contains(&"sys.pushsession".to_owned()), "{routes:?}");
     back.stop().await;
+}
+
+/// A frontend shutting down closes its sessions and tells the backends
+/// watching them (with the session data) before it leaves discovery.
+async fn frontend_shutdown_reports_closes(plane: Plane) {
+    let room = Room::new("room-sd");
+    let closed = room.closed.clone();
+    let back = room_with(&plane, room).await;
+    let front = connector(&plane, "conn-sd", |b| b).await;
+    wait_for(&front.app, "room", 1).await;
+    wait_for(&back.app, "connector", 1).await;
+    let (client, _events) = connect(&front).await;
+    let _: Value = client
+        .request("room.room.join", &json!({"uid": "fin"}))
+        .await
+        .unwrap();
+    let _: Value = client.request("room.room.watch", &json!({})).await.unwrap();
+    front.stop().await;
+    // Well before the grace a vanished frontend gets: the report itself.
+    within(5, async {
+        loop {
+            let seen = closed.lock().unwrap().clone();
+            if !seen.is_empty() {
+                assert_eq!(
+                    seen,
+                    [json!({"uid": "fin", "room": "room-sd", "closed": true})]
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    back.stop().await;
+}
+
+#[tokio::test]
+async fn memory_cluster_frontend_shutdown_reports_closes() {
+    frontend_shutdown_reports_closes(Plane::memory()).await;
+}
+
+#[cfg(feature = "real-cluster-tests")]
+#[tokio::test]
+async fn real_cluster_frontend_shutdown_reports_closes() {
+    frontend_shutdown_reports_closes(Plane::real()).await;
+}
+
+/// Only servers of the cluster may watch a frontend's sessions, and only
+/// a frontend may report a close.
+#[tokio::test]
+async fn close_watches_and_reports_need_a_known_peer() {
+    use pitaya::cluster::protos;
+    use pitaya::cluster::{RpcClient, protos::RpcType};
+    let cluster = MemoryCluster::new();
+    let plane = Plane::Memory(cluster.clone());
+    let front = connector(&plane, "conn-pv", |b| b).await;
+    let back = room(&plane, "room-pv").await;
+    // A caller that is not registered in discovery.
+    let rpc = Arc::new(MemoryRpc::new(
+        &cluster,
+        ServerInfo::new("stranger", "room", false),
+    ));
+    let user_rpc = |route: &str, peer: &str| protos::Request {
+        r#type: RpcType::User as i32,
+        session: None,
+        msg: Some(protos::Msg {
+            id: 0,
+            route: route.into(),
+            data: prost::Message::encode_to_vec(&protos::Session {
+                id: 1,
+                uid: "x".into(),
+                data: Default::default(),
+            })
+            .into(),
+            reply: String::new(),
+            r#type: protos::MsgType::MsgRequest as i32,
+        }),
+        frontend_id: String::new(),
+        metadata: serde_json::to_vec(&json!({"peer.id": peer}))
+            .unwrap()
+            .into(),
+    };
+    let front_info = ServerInfo::new("conn-pv", "connector", true);
+    let back_info = ServerInfo::new("room-pv", "room", false);
+    let response = rpc
+        .request(
+            &front_info,
+            user_rpc("sys.watchsessionclose", "stranger"),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.error.unwrap().code, "PIT-400");
+    // A backend claiming to be a frontend's close report.
+    let response = rpc
+        .request(
+            &back_info,
+            user_rpc("sys.sessionclosed", "room-pv"),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.error.unwrap().code, "PIT-400");
+    back.stop().await;
+    front.stop().await;
 }

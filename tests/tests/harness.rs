@@ -1,6 +1,7 @@
 //! `pitaya::testing`: components driven without a socket, on tokio's test
 //! clock, with remotes through the fake cluster.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pitaya::prelude::*;
@@ -203,4 +204,44 @@ async fn remotes_go_through_the_fake_cluster() {
         .await
         .unwrap_err();
     assert_eq!(err.code, codes::INTERNAL);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_gone_during_its_bind_is_not_bound() {
+    let after = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let after_bind = after.clone();
+    let builder = App::builder("connector")
+        .register(Lobby)
+        .on_session_bind(|_session, _uid| async {
+            // A slow check (a database): the client leaves meanwhile.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(())
+        })
+        .on_after_session_bind(move |_session, _uid| {
+            let after_bind = after_bind.clone();
+            async move {
+                after_bind.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+        });
+    let app = TestApp::new(builder).unwrap();
+    let ana = app.session();
+    let login = app.request::<_, String>(&ana, "connector.lobby.login", &"ana");
+    let leave = async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        ana.disconnect();
+    };
+    let (login, ()) = tokio::join!(login, leave);
+    let err = login.unwrap_err();
+    assert_eq!(err.code, codes::CLIENT_CLOSED_REQUEST, "{err}");
+    // No stale registration that would make the uid look online, or kick
+    // its next session; no after-bind announcement.
+    assert!(app.handle().session_by_uid("ana").is_none());
+    assert!(!after.load(std::sync::atomic::Ordering::SeqCst));
+    let bob = app.session();
+    let hello: String = app
+        .request(&bob, "connector.lobby.login", &"ana")
+        .await
+        .unwrap();
+    assert_eq!(hello, "hello ana");
 }

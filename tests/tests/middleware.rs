@@ -294,46 +294,23 @@ async fn frontend_hooks_around_forwarded_messages(plane: Plane) {
     .await;
     // What the frontend's hooks saw: (route, forwarded, request.id).
     let seen: Arc<Mutex<Vec<(String, bool, String)>>> = Arc::default();
-    let record = seen.clone();
-    let front = connector(&plane, "conn-mw", move |builder| {
-        builder
-            .register(Probe)
-            .before_handler(move |request| {
-                let record = record.clone();
-                async move {
-                    // Like a token check in a database.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    let ctx = request.context();
-                    let forwarded = ctx.server_type().is_some_and(|t| t != "connector");
-                    record.lock().unwrap().push((
-                        ctx.route().to_owned(),
-                        forwarded,
-                        ctx.request_id().unwrap().to_owned(),
-                    ));
-                    if ctx.route() == "room.probe.fail" {
-                        let token = request.session().and_then(|s| s.uid().map(str::to_owned));
-                        if token.is_none() {
-                            return Err(PitayaError::new("AUTH-401", "no token"));
-                        }
-                    }
-                    let ctx = ctx.with_value("player", "ana");
-                    let body = request.body().clone();
-                    Ok(replaced(&request, ctx, body))
-                }
-            })
-            .after_handler(|ctx: Context, result: HandlerResult| async move {
-                match result {
-                    Err(err) if ctx.server_type() == Some("room") => {
-                        Err(
-                            PitayaError::new(format!("FRONT-{}", err.code), err.msg).with_metadata(
-                                "room",
-                                err.metadata.get("room").cloned().unwrap_or_default(),
-                            ),
+    let front = connector(&plane, "conn-mw", {
+        let (local, forwarded) = (seen.clone(), seen.clone());
+        move |builder| {
+            builder
+                .register(Probe)
+                .before_handler(front_hook(local, false))
+                .before_forward(front_hook(forwarded, true))
+                .after_forward(|ctx: Context, result: HandlerResult| async move {
+                    assert_eq!(ctx.server_type(), Some("room"));
+                    result.map_err(|err| {
+                        PitayaError::new(format!("FRONT-{}", err.code), err.msg).with_metadata(
+                            "room",
+                            err.metadata.get("room").cloned().unwrap_or_default(),
                         )
-                    }
-                    other => other,
-                }
-            })
+                    })
+                })
+        }
     })
     .await;
     wait_for(&front.app, "room", 1).await;
@@ -544,4 +521,35 @@ async fn a_received_call_gets_a_request_id_and_its_route() {
     }
     assert_eq!(seen[2].request_id(), Some("kept"));
     back.stop().await;
+}
+
+/// A frontend hook that records `(route, forwarded, request.id)` after an
+/// await (like a token check in a database), refuses `room.probe.fail`
+/// from a session without uid and adds `player` to the context.
+fn front_hook(
+    record: Arc<Mutex<Vec<(String, bool, String)>>>,
+    forwarded: bool,
+) -> impl Fn(Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Request>> + Send>>
++ Send
++ Sync
++ 'static {
+    move |request: Request| {
+        let record = record.clone();
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let ctx = request.context();
+            record.lock().unwrap().push((
+                ctx.route().to_owned(),
+                forwarded,
+                ctx.request_id().unwrap().to_owned(),
+            ));
+            if ctx.route() == "room.probe.fail"
+                && request.session().and_then(Session::uid).is_none()
+            {
+                return Err(PitayaError::new("AUTH-401", "no token"));
+            }
+            let ctx = ctx.with_value("player", "ana");
+            Ok(request.clone().with_context(ctx))
+        })
+    }
 }

@@ -55,6 +55,7 @@ pub struct AppBuilder {
     routes: RouteTable,
     pipelines: Pipelines,
     remote_pipelines: Pipelines,
+    forward_pipelines: Pipelines,
     serializer: SerializerKind,
     compression: bool,
     compression_threshold: usize,
@@ -105,6 +106,7 @@ impl App {
             routes: RouteTable::default(),
             pipelines: Pipelines::default(),
             remote_pipelines: Pipelines::default(),
+            forward_pipelines: Pipelines::default(),
             serializer: SerializerKind::Json,
             compression: true,
             compression_threshold: crate::codec::DEFAULT_COMPRESSION_THRESHOLD,
@@ -157,15 +159,14 @@ impl AppBuilder {
     }
 
     /// Adds an async hook run before every client handler of this server
-    /// and, on a frontend, before every client message it forwards to
-    /// another server type (Go's `BeforeHandler.PushBack`, run after the
-    /// hooks already added). It takes the [`Request`] and returns a future:
-    /// an error rejects the call (the error is the reply; the handler, the
-    /// forwarding and the after hooks do not run), `Ok` goes on with the
-    /// request it holds (a replaced body or a context with values added
-    /// by [`Context::with_value`], which a forwarded message carries to the
-    /// backend). A hook tells a forwarded message by its route:
-    /// [`Context::server_type`] names another type than this server's.
+    /// (Go's `BeforeHandler.PushBack`, run after the hooks already added),
+    /// where the handler runs: on a backend for forwarded messages (use
+    /// [`before_forward`](Self::before_forward) for hooks on the frontend
+    /// that forwards them). It takes the [`Request`] and returns a future:
+    /// an error rejects the call (the error is the reply; the handler and
+    /// the after hooks do not run), `Ok` goes on with the request it holds
+    /// (a replaced body, or a context with values added by
+    /// [`Context::with_value`] through [`Request::with_context`]).
     ///
     /// ```
     /// use pitaya_core::PitayaError;
@@ -208,8 +209,9 @@ impl AppBuilder {
     }
 
     /// Adds an async hook run after every client handler of this server
-    /// and, on a frontend, on the reply to every client message it forwards
-    /// (Go's `AfterHandler.PushBack`). It takes the call's [`Context`]
+    /// (Go's `AfterHandler.PushBack`; see
+    /// [`after_forward`](Self::after_forward) for forwarded messages on a
+    /// frontend). It takes the call's [`Context`]
     /// (the route and the values the before hooks left) and the result
     /// (the encoded reply, or the error), and returns a future of the
     /// result to send.
@@ -257,6 +259,59 @@ impl AppBuilder {
     #[must_use]
     pub fn clear_handler_hooks(mut self) -> Self {
         self.pipelines.clear();
+        self
+    }
+
+    /// Adds an async hook run on this frontend before every client message
+    /// it forwards to another server type (a pitaya-rs extension: Go runs
+    /// hooks only where the handler runs), e.g. a token check before any
+    /// backend is bothered. As [`before_handler`](Self::before_handler): a
+    /// rejection answers the client and nothing is sent; the context and
+    /// body it returns are what is forwarded (context values reach the
+    /// backend's handler).
+    ///
+    /// ```
+    /// use pitaya_core::PitayaError;
+    /// use pitaya_core::app::App;
+    ///
+    /// let app = App::builder("connector")
+    ///     .before_forward(|request| async move {
+    ///         if request.session().and_then(|s| s.uid()).is_none() {
+    ///             return Err(PitayaError::new("GAME-401", "log in first"));
+    ///         }
+    ///         Ok(request)
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = app;
+    /// ```
+    #[must_use]
+    pub fn before_forward<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Request, PitayaError>> + Send + 'static,
+    {
+        self.forward_pipelines.push_before(hook);
+        self
+    }
+
+    /// Adds an async hook run on this frontend on the backend's reply to
+    /// every client message it forwards (its error, or its encoded reply),
+    /// before the client gets it.
+    #[must_use]
+    pub fn after_forward<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Context, HandlerResult) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.forward_pipelines.push_after(hook);
+        self
+    }
+
+    /// Removes the forward hooks added so far.
+    #[must_use]
+    pub fn clear_forward_hooks(mut self) -> Self {
+        self.forward_pipelines.clear();
         self
     }
 
@@ -745,7 +800,7 @@ impl AppBuilder {
                 if frontend {
                     let slot = slot.clone();
                     sessions.set_bind_hook(Arc::new(move |session: Session| {
-                        let parts = slot.get().cloned();
+                        let parts = slot.get();
                         Box::pin(async move {
                             if let Some(parts) = parts {
                                 crate::inbound::on_frontend_bind(&parts, &session).await;
@@ -781,6 +836,7 @@ impl AppBuilder {
             routes: self.routes,
             pipelines: self.pipelines,
             remote_pipelines: self.remote_pipelines,
+            forward_pipelines: self.forward_pipelines,
             codec,
             sessions,
             handshake_ok,

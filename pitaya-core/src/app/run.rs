@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::{App, ClusterPlan, Error, Result};
 use crate::cluster::{ClusterFuture, DiscoveryEvent, ServerInfo};
 use crate::clustered::ClusterParts;
-use crate::clustered::session_watch::SessionWatches;
+use crate::clustered::session_watch::{FRONTEND_GONE_GRACE, SessionWatches};
 use crate::handle::AppHandle;
 use crate::inbound::AppInbound;
 
@@ -27,7 +27,15 @@ impl App {
     /// down gracefully: stop accepting, `before_shutdown` hooks, finish
     /// in-flight requests (bounded by the shutdown timeout), flush pending
     /// writes, close sessions, `shutdown` hooks.
-    pub async fn run_until(mut self, stop: impl Future<Output = ()> + Send) -> Result<()> {
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<()> {
+        let handle = self.handle.clone();
+        let result = self.serve(stop).await;
+        // Handles may outlive the app: its cluster connections go now.
+        handle.shared.cluster.clear();
+        result
+    }
+
+    async fn serve(mut self, stop: impl Future<Output = ()> + Send) -> Result<()> {
         if self.frontend && self.acceptors.is_empty() {
             return Err(Error::NoAcceptor);
         }
@@ -108,10 +116,13 @@ impl App {
             task.abort();
         }
 
+        // A backend leaves discovery first, so that no more requests are
+        // routed to it; a frontend last, once its sessions are closed and
+        // the backends watching them told.
         if let Some(cluster) = &cluster
-            && let Err(err) = cluster.discovery.stop().await
+            && !cluster.me.frontend
         {
-            tracing::warn!(error = %err, "deregistering failed");
+            deregister(cluster).await;
         }
         accepting.cancel();
         for listener in listeners {
@@ -143,6 +154,20 @@ impl App {
                 "sessions still open after the shutdown timeout"
             );
         }
+        if let Some(cluster) = &cluster
+            && cluster.me.frontend
+        {
+            cluster.notices.close();
+            if tokio::time::timeout(timeout, cluster.notices.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "close reports to backends still pending after the shutdown timeout"
+                );
+            }
+            deregister(cluster).await;
+        }
         for module in self.modules.iter().rev() {
             if let Err(err) = module.shutdown(&handle).await {
                 tracing::error!(module = module.name(), error = %err, "shutdown failed");
@@ -172,8 +197,9 @@ async fn connect(
         unique: plan.unique,
         unreachable: Default::default(),
         watches: SessionWatches::new(&handle.shared.sessions),
+        notices: tokio_util::task::TaskTracker::new(),
     });
-    if handle.shared.cluster.set(parts.clone()).is_err() {
+    if !handle.shared.cluster.set(parts.clone()) {
         return Err(Error::Config("the app is already running".into()));
     }
     Ok((parts, connection.lost))
@@ -189,19 +215,46 @@ async fn watch_cluster(lost: ClusterFuture<'static, String>, grace: Duration, ha
     handle.shutdown();
 }
 
-/// Frontends that leave the cluster took their sessions with them: close
-/// callbacks this server registered on them run.
+async fn deregister(cluster: &ClusterParts) {
+    if let Err(err) = cluster.discovery.stop().await {
+        tracing::warn!(error = %err, "deregistering failed");
+    }
+}
+
+/// Frontends that leave the cluster took their sessions with them: once
+/// one is still gone after the grace period, the close callbacks this
+/// server registered on its sessions run.
 async fn watch_frontends(cluster: Arc<ClusterParts>) {
     use tokio::sync::broadcast::error::RecvError;
     let mut events = cluster.discovery.events();
+    let mut checks = tokio::task::JoinSet::new();
     loop {
-        match events.recv().await {
-            Ok(DiscoveryEvent::Removed(server)) if server.frontend => {
-                cluster.watches.frontend_gone(&server.id);
+        let gone: Vec<String> = match events.recv().await {
+            Ok(DiscoveryEvent::Removed(server)) if server.frontend => vec![server.id.clone()],
+            Ok(DiscoveryEvent::Added(server)) => {
+                cluster.watches.frontend_seen(&server.id);
+                Vec::new()
             }
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Ok(DiscoveryEvent::Removed(_)) => Vec::new(),
+            // Missed events: whatever frontend discovery no longer knows.
+            Err(RecvError::Lagged(_)) => cluster
+                .watches
+                .frontends()
+                .into_iter()
+                .filter(|id| cluster.discovery.server(id).is_none())
+                .collect(),
             Err(RecvError::Closed) => return,
+        };
+        for id in gone {
+            let cluster = cluster.clone();
+            checks.spawn(async move {
+                tokio::time::sleep(FRONTEND_GONE_GRACE).await;
+                if cluster.discovery.server(&id).is_none() {
+                    cluster.watches.frontend_gone(&id);
+                }
+            });
         }
+        while checks.try_join_next().is_some() {}
     }
 }
 

@@ -12,16 +12,12 @@ use tracing::Instrument;
 use super::ClusterParts;
 use crate::cluster::ClusterError;
 use crate::context::Context;
-use crate::session::{CloseCallback, RemoteSession, Session, SessionFuture};
+use crate::session::{CloseCallback, RemoteSession, Session, SessionError, SessionFuture};
 use crate::{PitayaError, protos};
 
 /// What a backend session view asks of its frontend, in order.
 pub(crate) enum Op {
     Bind(String, oneshot::Sender<Result<(), PitayaError>>),
-    WatchClose {
-        uid: Option<String>,
-        callback: CloseCallback,
-    },
     PushToFront(Bytes),
     Kick(String),
     Push(protos::Push),
@@ -34,6 +30,8 @@ pub(crate) struct BackendLink {
     frontend_id: String,
     frontend_session_id: i64,
     ops: mpsc::UnboundedSender<Op>,
+    cluster: Arc<ClusterParts>,
+    context: Context,
 }
 
 impl BackendLink {
@@ -47,14 +45,15 @@ impl BackendLink {
     ) -> (Self, mpsc::UnboundedSender<Op>) {
         let (ops, mut rx) = mpsc::unbounded_channel::<Op>();
         let fid = frontend_id.clone();
+        let (task_cluster, task_context) = (cluster.clone(), context.clone());
         tokio::spawn(
             async move {
                 while let Some(op) = rx.recv().await {
                     let link = Link {
-                        cluster: &cluster,
+                        cluster: &task_cluster,
                         frontend_id: &fid,
                         session_id: frontend_session_id,
-                        context: &context,
+                        context: &task_context,
                     };
                     if let Err(err) = link.run(op).await {
                         tracing::warn!(frontend = %fid, error = %err, "session operation on the frontend failed");
@@ -68,9 +67,59 @@ impl BackendLink {
                 frontend_id,
                 frontend_session_id,
                 ops: ops.clone(),
+                cluster,
+                context,
             },
             ops,
         )
+    }
+}
+
+/// A close watch to register with the frontend.
+struct Watch {
+    cluster: Arc<ClusterParts>,
+    frontend_id: String,
+    session_id: i64,
+    uid: Option<String>,
+    context: Context,
+}
+
+impl Watch {
+    /// Asks the frontend, retrying a few times (it may not be in this
+    /// server's discovery yet, or slow); a frontend that does not know the
+    /// route (Go's) is remembered as one that does not report closes.
+    async fn ask(self) {
+        use super::session_watch::{ALREADY_CLOSED, WATCH_ROUTE};
+        const ATTEMPTS: u32 = 5;
+        let link = Link {
+            cluster: &self.cluster,
+            frontend_id: &self.frontend_id,
+            session_id: self.session_id,
+            context: &self.context,
+        };
+        let arg = link.session(self.uid.clone().unwrap_or_default(), Bytes::new());
+        let watches = &self.cluster.watches;
+        for attempt in 1..=ATTEMPTS {
+            match link.call(WATCH_ROUTE, arg.clone()).await {
+                Ok(reply) if reply.as_ref() == ALREADY_CLOSED => {
+                    watches.closed(&self.frontend_id, self.session_id, None, None);
+                    return;
+                }
+                Ok(_) => return,
+                Err(err) if err.code == crate::error::codes::NOT_FOUND => {
+                    watches.refused(&self.frontend_id, self.session_id, true, &err);
+                    return;
+                }
+                Err(err) if attempt == ATTEMPTS => {
+                    watches.refused(&self.frontend_id, self.session_id, false, &err);
+                    return;
+                }
+                Err(err) => {
+                    tracing::debug!(frontend = %self.frontend_id, attempt, error = %err, "watching a session's close: retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
     }
 }
 
@@ -148,32 +197,6 @@ impl Link<'_> {
                     .push_to_user(&frontend_type, push)
                     .await?;
             }
-            Op::WatchClose { uid, callback } => {
-                let first = self.cluster.watches.add(
-                    self.frontend_id,
-                    self.session_id,
-                    uid.clone(),
-                    callback,
-                );
-                if first {
-                    let arg = self.session(uid.unwrap_or_default(), Bytes::new());
-                    match self.call(super::session_watch::WATCH_ROUTE, arg).await {
-                        Ok(reply) if reply.as_ref() == super::session_watch::ALREADY_CLOSED => {
-                            self.cluster
-                                .watches
-                                .closed(self.frontend_id, self.session_id, None);
-                        }
-                        Ok(_) => {}
-                        Err(err) => {
-                            tracing::warn!(
-                                frontend = %self.frontend_id,
-                                error = %err,
-                                "the frontend does not report session closes (a Go frontend?): on_close runs only if it leaves the cluster"
-                            );
-                        }
-                    }
-                }
-            }
         }
         Ok(())
     }
@@ -207,16 +230,31 @@ impl RemoteSession for BackendLink {
         })
     }
 
-    fn watch_close(&self, session: &Session, callback: CloseCallback) {
-        let op = Op::WatchClose {
-            uid: session.uid().map(str::to_owned),
-            callback,
-        };
-        if let Err(mpsc::error::SendError(Op::WatchClose { callback, .. })) = self.ops.send(op) {
-            // The link is gone with its server: the session will not be
-            // reported, treat it as closed.
-            callback(session);
+    fn watch_close(&self, session: &Session, callback: CloseCallback) -> Result<(), SessionError> {
+        let watches = &self.cluster.watches;
+        if watches.is_unsupported(&self.frontend_id) {
+            return Err(SessionError::CloseNotReported(self.frontend_id.clone()));
         }
+        let uid = session.uid().map(str::to_owned);
+        if !watches.add(
+            &self.frontend_id,
+            self.frontend_session_id,
+            uid.clone(),
+            callback,
+        ) {
+            return Ok(());
+        }
+        // Out of the ordered queue: the handler's reply need not wait for
+        // the frontend's answer.
+        let watch = Watch {
+            cluster: self.cluster.clone(),
+            frontend_id: self.frontend_id.clone(),
+            session_id: self.frontend_session_id,
+            uid,
+            context: self.context.clone(),
+        };
+        tokio::spawn(watch.ask().in_current_span());
+        Ok(())
     }
 
     fn push(&self, uid: &str, route: &str, body: Bytes) {

@@ -18,7 +18,7 @@ pub(crate) struct ClusterCaller {
 
 impl RemoteCaller for ClusterCaller {
     fn call(&self, call: RemoteCall) -> RemoteFuture {
-        let cluster = self.cluster.get().cloned();
+        let cluster = self.cluster.get();
         let RemoteCall {
             target,
             route,

@@ -31,9 +31,43 @@ use crate::{PitayaError, protos};
 pub type RouterFn =
     Arc<dyn Fn(&Context, &Session, &[Arc<ServerInfo>]) -> Option<Arc<ServerInfo>> + Send + Sync>;
 
-/// Where a clustered app keeps its parts once it runs and has connected
-/// them (empty before, and always for a standalone app).
-pub(crate) type ClusterSlot = Arc<std::sync::OnceLock<Arc<ClusterParts>>>;
+/// Where a clustered app keeps its parts while it runs (empty before and
+/// after, and always for a standalone app): handles, remote clients and
+/// hooks made before the app runs find the parts once they are there, and
+/// a stopped app lets its connections go even while handles live on.
+#[derive(Clone, Default)]
+pub(crate) struct ClusterSlot(Arc<std::sync::RwLock<Option<Arc<ClusterParts>>>>);
+
+impl ClusterSlot {
+    /// The parts, while the app runs.
+    pub(crate) fn get(&self) -> Option<Arc<ClusterParts>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts the parts in; false when there were parts already.
+    pub(crate) fn set(&self, parts: Arc<ClusterParts>) -> bool {
+        let mut slot = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(parts);
+        true
+    }
+
+    /// Takes the parts out (the app stopped or failed to start).
+    pub(crate) fn clear(&self) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+}
 
 /// The cluster parts of a clustered app.
 pub(crate) struct ClusterParts {
@@ -46,8 +80,12 @@ pub(crate) struct ClusterParts {
     pub(crate) unique: bool,
     /// Servers that did not answer ("no responders"), set aside.
     pub(crate) unreachable: unreachable::Unreachable,
-    /// Close callbacks registered on sessions of frontends (backend side).
+    /// Close callbacks registered on sessions of frontends (backend side)
+    /// and the servers watching this frontend's sessions.
     pub(crate) watches: session_watch::SessionWatches,
+    /// Close reports being sent to watching backends (waited for before a
+    /// frontend deregisters).
+    pub(crate) notices: tokio_util::task::TaskTracker,
 }
 
 /// A random `u64` (fastrand: a per-thread generator seeded at random).

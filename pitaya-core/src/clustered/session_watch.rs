@@ -10,12 +10,22 @@
 //!    ends: user RPC `sys.sessionclosed` with `protos.Session {id, uid,
 //!    data}` (data as JSON, like every session transfer).
 //!
-//! Only pitaya-rs servers send these routes, so Go servers never see them;
-//! a Go frontend answers the watch with "route not found", and the backend
-//! then falls back to the other signal: a frontend that leaves the cluster
-//! has lost all its sessions, and their callbacks run.
+//! Only pitaya-rs servers send these routes, so Go servers never see them
+//! unless a pitaya-rs backend asks a Go frontend, which answers "route not
+//! found": the callback is dropped (logged as an error) and later
+//! `on_close` calls for that frontend's sessions fail at once with
+//! [`SessionError::CloseNotReported`](crate::session::SessionError::CloseNotReported).
+//!
+//! A frontend that leaves the cluster (and is still gone after
+//! [`FRONTEND_GONE_GRACE`], so a lease renewed late is not a close) has
+//! lost all its sessions: their callbacks run.
+//!
+//! Bounds: a frontend keeps at most [`MAX_WATCHERS_PER_SESSION`] watching
+//! servers per session, each once, and only servers of the cluster may
+//! watch; a backend accepts `sys.sessionclosed` only from a frontend it
+//! knows, and only for sessions it watches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
@@ -29,12 +39,21 @@ pub(crate) const WATCH_ROUTE: &str = "sys.watchsessionclose";
 pub(crate) const CLOSED_ROUTE: &str = "sys.sessionclosed";
 /// The frontend's answer to a watch of a session that is already gone.
 pub(crate) const ALREADY_CLOSED: &[u8] = b"closed";
+/// How long a frontend that left discovery has to come back (a lease
+/// renewed late, a re-registration) before its sessions count as closed.
+pub(crate) const FRONTEND_GONE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The most servers that may watch one session of a frontend.
+pub(crate) const MAX_WATCHERS_PER_SESSION: usize = 32;
 
 /// The close callbacks this server registered on sessions of frontends.
 #[derive(Default)]
 pub(crate) struct SessionWatches {
     hub: Weak<SessionHub>,
     sessions: Mutex<HashMap<(String, i64), Watched>>,
+    /// Frontends that answered a watch with "route not found" (Go's).
+    unsupported: Mutex<HashSet<String>>,
+    /// Frontend side: the servers watching each session of this server.
+    watchers: Mutex<HashMap<u64, HashSet<String>>>,
 }
 
 struct Watched {
@@ -54,7 +73,103 @@ impl SessionWatches {
         Self {
             hub: Arc::downgrade(hub),
             sessions: Mutex::new(HashMap::new()),
+            unsupported: Mutex::new(HashSet::new()),
+            watchers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `frontend_id` is known not to report closes.
+    pub(crate) fn is_unsupported(&self, frontend_id: &str) -> bool {
+        self.unsupported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(frontend_id)
+    }
+
+    /// The frontend answered a watch for `session_id` with an error: the
+    /// session's callbacks cannot run and are dropped; with `unsupported`
+    /// (a Go frontend), the later watches of its sessions fail at once.
+    pub(crate) fn refused(
+        &self,
+        frontend_id: &str,
+        session_id: i64,
+        unsupported: bool,
+        err: &PitayaError,
+    ) {
+        let dropped = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(frontend_id.to_owned(), session_id));
+        let first = unsupported
+            && self
+                .unsupported
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(frontend_id.to_owned());
+        let callbacks = dropped.map_or(0, |watched| watched.callbacks.len());
+        if first || !unsupported {
+            tracing::error!(
+                frontend = %frontend_id,
+                session = session_id,
+                callbacks,
+                error = %err,
+                "the frontend will not report this session's close: its on_close callbacks are dropped"
+            );
+        }
+    }
+
+    /// Frontend side: `watcher` watches session `session_id` here. False
+    /// when it already did (nothing more to register); an error beyond
+    /// [`MAX_WATCHERS_PER_SESSION`].
+    pub(crate) fn add_watcher(&self, session_id: u64, watcher: &str) -> Result<bool, PitayaError> {
+        let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        let set = watchers.entry(session_id).or_default();
+        if set.contains(watcher) {
+            return Ok(false);
+        }
+        if set.len() >= MAX_WATCHERS_PER_SESSION {
+            return Err(PitayaError::new(
+                codes::BAD_REQUEST,
+                format!("session {session_id} has {MAX_WATCHERS_PER_SESSION} watchers already"),
+            ));
+        }
+        set.insert(watcher.to_owned());
+        Ok(true)
+    }
+
+    /// Frontend side: the session closed; its watchers, told once.
+    pub(crate) fn take_watchers(&self, session_id: u64) -> HashSet<String> {
+        self.watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&session_id)
+            .unwrap_or_default()
+    }
+
+    /// The frontends this server watches sessions of.
+    pub(crate) fn frontends(&self) -> Vec<String> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut frontends: Vec<String> = sessions.keys().map(|(fid, _)| fid.clone()).collect();
+        frontends.sort();
+        frontends.dedup();
+        frontends
+    }
+
+    /// Whether this server watches session `session_id` of `frontend_id`.
+    pub(crate) fn watches(&self, frontend_id: &str, session_id: i64) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&(frontend_id.to_owned(), session_id))
+    }
+
+    /// A frontend came (back) into the cluster: it may report closes again.
+    pub(crate) fn frontend_seen(&self, frontend_id: &str) {
+        self.unsupported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(frontend_id);
     }
 
     /// Adds `callback` for session `session_id` of `frontend_id`; true when
@@ -88,11 +203,13 @@ impl SessionWatches {
     }
 
     /// The session closed: its callbacks run with a closed view holding
-    /// the uid and `data` (the frontend's last session data).
+    /// the uid (the frontend's, when it sent one) and `data` (the
+    /// frontend's last session data).
     pub(crate) fn closed(
         &self,
         frontend_id: &str,
         session_id: i64,
+        uid: Option<String>,
         data: Option<HashMap<String, serde_json::Value>>,
     ) {
         let watched = self
@@ -100,7 +217,10 @@ impl SessionWatches {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&(frontend_id.to_owned(), session_id));
-        if let Some(watched) = watched {
+        if let Some(mut watched) = watched {
+            if let Some(uid) = uid.filter(|uid| !uid.is_empty()) {
+                watched.uid = Some(uid);
+            }
             self.run(frontend_id, session_id, watched, data.unwrap_or_default());
         }
     }
@@ -176,8 +296,13 @@ impl RemoteSession for ClosedLink {
         })
     }
 
-    fn watch_close(&self, session: &Session, callback: CloseCallback) {
+    fn watch_close(
+        &self,
+        session: &Session,
+        callback: CloseCallback,
+    ) -> Result<(), crate::session::SessionError> {
         callback(session);
+        Ok(())
     }
 
     fn push(&self, _uid: &str, _route: &str, _body: Bytes) {}
@@ -226,8 +351,8 @@ mod tests {
         assert!(watches.add("f2", 1, Some("cid".into()), recorder(&seen)));
 
         let data = HashMap::from([("room".to_owned(), serde_json::json!("r7"))]);
-        watches.closed("f2", 1, Some(data));
-        watches.closed("f2", 1, None);
+        watches.closed("f2", 1, None, Some(data));
+        watches.closed("f2", 1, None, None);
         assert_eq!(*seen.lock().unwrap(), ["cid:r7:true"]);
 
         watches.frontend_gone("f1");
@@ -236,5 +361,40 @@ mod tests {
         assert_eq!(seen, ["ana::true", "ana::true", "bob::true", "cid:r7:true"]);
         // Nothing is left to run.
         assert!(watches.sessions.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_frontend_uid_wins_and_watchers_are_bounded() {
+        let hub = SessionHub::new(MessageCodec::default(), SerializerKind::Json, 8, true);
+        let watches = SessionWatches::new(&hub);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        // Registered before the bind: the frontend's report has the uid.
+        assert!(watches.add("f1", 7, None, recorder(&seen)));
+        watches.closed("f1", 7, Some("late".into()), None);
+        assert_eq!(*seen.lock().unwrap(), ["late::true"]);
+
+        // Each watcher once, and a bounded number of them.
+        assert!(watches.add_watcher(1, "room-1").unwrap());
+        assert!(!watches.add_watcher(1, "room-1").unwrap());
+        for n in 2..=MAX_WATCHERS_PER_SESSION {
+            assert!(watches.add_watcher(1, &format!("room-{n}")).unwrap());
+        }
+        assert!(watches.add_watcher(1, "one-too-many").is_err());
+        assert_eq!(watches.take_watchers(1).len(), MAX_WATCHERS_PER_SESSION);
+        assert!(watches.take_watchers(1).is_empty(), "taken once");
+
+        // A frontend that does not report closes: its watch is dropped and
+        // remembered until it comes back.
+        assert!(watches.add("go-1", 3, None, recorder(&seen)));
+        watches.refused(
+            "go-1",
+            3,
+            true,
+            &PitayaError::new(codes::NOT_FOUND, "route not found"),
+        );
+        assert!(watches.is_unsupported("go-1"));
+        assert!(!watches.watches("go-1", 3));
+        watches.frontend_seen("go-1");
+        assert!(!watches.is_unsupported("go-1"));
     }
 }
