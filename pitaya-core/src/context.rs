@@ -1,7 +1,7 @@
 //! Per-request context: the route and propagated metadata.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Propagated key: the id of the client request, a NATS nuid made by the
 /// frontend that received the message (Go's `constants.RequestIDKey`). A
@@ -27,7 +27,26 @@ pub struct Context {
 #[derive(Debug, Default)]
 struct ContextInner {
     route: String,
-    metadata: BTreeMap<String, serde_json::Value>,
+    /// The metadata, or for a client message just received, nothing until
+    /// someone reads it (see `stamp`).
+    metadata: OnceLock<BTreeMap<String, serde_json::Value>>,
+    /// A client message's start time: its `request.id`, `req-route` and
+    /// `req-start-time` are made the first time the metadata is read (most
+    /// requests of a standalone server never read them).
+    stamp: Option<i64>,
+}
+
+impl ContextInner {
+    fn metadata(&self) -> &BTreeMap<String, serde_json::Value> {
+        self.metadata.get_or_init(|| match self.stamp {
+            Some(start_nanos) => BTreeMap::from([
+                (REQUEST_START_TIME.to_owned(), start_nanos.into()),
+                (REQUEST_ROUTE.to_owned(), self.route.clone().into()),
+                (REQUEST_ID.to_owned(), crate::nuid::next().into()),
+            ]),
+            None => BTreeMap::new(),
+        })
+    }
 }
 
 impl Context {
@@ -44,7 +63,8 @@ impl Context {
         Self {
             inner: Arc::new(ContextInner {
                 route: route.into(),
-                metadata,
+                metadata: OnceLock::from(metadata),
+                stamp: None,
             }),
         }
     }
@@ -58,13 +78,14 @@ impl Context {
     /// The context of a client message just received by a frontend: the
     /// route, the request id and the start time, as Go's handler service
     /// sets them.
-    pub(crate) fn client(route: String, request_id: String, start_nanos: i64) -> Self {
-        let metadata = BTreeMap::from([
-            (REQUEST_START_TIME.to_owned(), start_nanos.into()),
-            (REQUEST_ROUTE.to_owned(), route.clone().into()),
-            (REQUEST_ID.to_owned(), request_id.into()),
-        ]);
-        Self::with_metadata(route, metadata)
+    pub(crate) fn client(route: String, start_nanos: i64) -> Self {
+        Self {
+            inner: Arc::new(ContextInner {
+                route,
+                metadata: OnceLock::new(),
+                stamp: Some(start_nanos),
+            }),
+        }
     }
 
     /// The server type the route names (`room` in `room.room.join`), `None`
@@ -99,7 +120,7 @@ impl Context {
 
     /// A propagated metadata value.
     pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
-        self.inner.metadata.get(key)
+        self.inner.metadata().get(key)
     }
 
     /// A copy of this context with `key` set to `value`, propagated to the
@@ -114,13 +135,13 @@ impl Context {
     /// ```
     #[must_use]
     pub fn with_value(&self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        let mut metadata = self.inner.metadata.clone();
+        let mut metadata = self.inner.metadata().clone();
         metadata.insert(key.into(), value.into());
         Self::with_metadata(self.inner.route.clone(), metadata)
     }
 
     /// All propagated metadata.
     pub fn metadata(&self) -> &BTreeMap<String, serde_json::Value> {
-        &self.inner.metadata
+        self.inner.metadata()
     }
 }

@@ -93,11 +93,7 @@ pub(crate) struct ClientMessage {
 /// it: its route, a fresh `request.id`, `req-route` and `req-start-time`,
 /// as Go's handler service sets them.
 fn client_context(route: String) -> Context {
-    Context::client(
-        route,
-        crate::clustered::nuid::next(),
-        crate::clustered::now_nanos(),
-    )
+    Context::client(route, crate::clustered::now_nanos())
 }
 
 /// Starts a client message: the future of its reply (`None` for a

@@ -62,7 +62,7 @@ fn received_context(route: &str, mut metadata: BTreeMap<String, serde_json::Valu
     if !has_id {
         metadata.insert(
             crate::context::REQUEST_ID.to_owned(),
-            crate::clustered::nuid::next().into(),
+            crate::nuid::next().into(),
         );
     }
     metadata.insert(crate::context::REQUEST_ROUTE.to_owned(), route.into());

@@ -38,6 +38,7 @@ pub mod handler;
 mod heavy;
 mod inbound;
 pub mod module;
+mod nuid;
 pub mod pipeline;
 pub mod push;
 pub mod remote;

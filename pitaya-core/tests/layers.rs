@@ -14,6 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "acceptor",
             "cluster",
             "context",
+            "nuid",
             "conn_gate",
             "heavy",
             "remote",

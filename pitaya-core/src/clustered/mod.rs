@@ -5,7 +5,7 @@
 pub(crate) mod backend_session;
 mod caller;
 mod forward;
-pub(crate) mod nuid;
+
 pub(crate) mod session_watch;
 mod unreachable;
 
@@ -88,9 +88,46 @@ pub(crate) struct ClusterParts {
     pub(crate) notices: tokio_util::task::TaskTracker,
 }
 
-/// A random `u64` (fastrand: a per-thread generator seeded at random).
-pub(crate) fn random_u64() -> u64 {
-    fastrand::u64(..)
+/// `Request.metadata` written straight from its parts (no intermediate
+/// map): the context's keys but those set here, then `extra`, a fresh
+/// `request.id` when neither has one, and the caller's identity and
+/// timeout.
+struct OutgoingMetadata<'a> {
+    context: Option<&'a std::collections::BTreeMap<String, serde_json::Value>>,
+    extra: &'a [(&'a str, serde_json::Value)],
+    peer_id: &'a str,
+    peer_service: &'a str,
+    timeout: String,
+}
+
+impl serde::Serialize for OutgoingMetadata<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        const OURS: [&str; 3] = ["peer.id", "peer.service", "reqTimeout"];
+        let overridden =
+            |key: &str| OURS.contains(&key) || self.extra.iter().any(|(k, _)| *k == key);
+        let mut map = serializer.serialize_map(None)?;
+        let mut has_id = false;
+        for (key, value) in self.context.into_iter().flatten() {
+            if !overridden(key) {
+                has_id |= key == crate::context::REQUEST_ID;
+                map.serialize_entry(key, value)?;
+            }
+        }
+        for (key, value) in self.extra {
+            if !OURS.contains(key) {
+                has_id |= *key == crate::context::REQUEST_ID;
+                map.serialize_entry(key, value)?;
+            }
+        }
+        if !has_id {
+            map.serialize_entry(crate::context::REQUEST_ID, &crate::nuid::next())?;
+        }
+        map.serialize_entry("peer.id", self.peer_id)?;
+        map.serialize_entry("peer.service", self.peer_service)?;
+        map.serialize_entry("reqTimeout", &self.timeout)?;
+        map.end()
+    }
 }
 
 /// A random UUID v4 in its usual text form, as Go Pitaya's server IDs.
@@ -131,21 +168,14 @@ impl ClusterParts {
         extra: &[(&str, serde_json::Value)],
         timeout: Duration,
     ) -> Bytes {
-        let mut map = serde_json::Map::new();
-        if let Some(context) = context {
-            for (key, value) in context.metadata() {
-                map.insert(key.clone(), value.clone());
-            }
-        }
-        for (key, value) in extra {
-            map.insert((*key).to_owned(), value.clone());
-        }
-        map.entry("request.id")
-            .or_insert_with(|| nuid::next().into());
-        map.insert("peer.id".into(), self.me.id.clone().into());
-        map.insert("peer.service".into(), self.me.server_type.clone().into());
-        map.insert("reqTimeout".into(), go_duration::format(timeout).into());
-        serde_json::to_vec(&map)
+        let out = OutgoingMetadata {
+            context: context.map(Context::metadata),
+            extra,
+            peer_id: &self.me.id,
+            peer_service: &self.me.server_type,
+            timeout: go_duration::format(timeout),
+        };
+        serde_json::to_vec(&out)
             .map(Bytes::from)
             .unwrap_or_default()
     }

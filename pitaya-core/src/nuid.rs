@@ -4,8 +4,6 @@
 
 use std::cell::RefCell;
 
-use super::random_u64;
-
 const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const PREFIX_LEN: usize = 12;
 const SEQ_LEN: usize = 10;
@@ -33,10 +31,10 @@ impl State {
 
     fn reset(&mut self) {
         for byte in &mut self.prefix {
-            *byte = DIGITS[usize::try_from(random_u64() % 62).unwrap_or(0)];
+            *byte = DIGITS[usize::try_from(fastrand::u64(..) % 62).unwrap_or(0)];
         }
-        self.seq = random_u64() % MAX_SEQ;
-        self.inc = MIN_INC + random_u64() % (MAX_INC - MIN_INC);
+        self.seq = fastrand::u64(..) % MAX_SEQ;
+        self.inc = MIN_INC + fastrand::u64(..) % (MAX_INC - MIN_INC);
     }
 }
 
