@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use crate::PitayaError;
+use crate::clustered::ClusterParts;
 use crate::codec::MessageType;
 use crate::context::Context;
 use crate::dispatch::{Route, parse_route};
@@ -27,7 +28,7 @@ enum Destination {
     /// A handler of this server.
     Local(Route),
     /// A server of another type, through the cluster.
-    Forward(String),
+    Forward(Arc<ClusterParts>, String),
 }
 
 /// `PIT-404` for a client route.
@@ -68,10 +69,9 @@ fn resolve(core: &ServerCore, route: &str, notify: bool) -> Result<Destination, 
     if let Some(server_type) = parts.server_type
         && server_type != core.config.server_type
     {
-        return if core.handle.cluster().is_some() {
-            Ok(Destination::Forward(server_type.to_owned()))
-        } else {
-            Err(not_found(route))
+        return match core.handle.cluster() {
+            Some(cluster) => Ok(Destination::Forward(cluster, server_type.to_owned())),
+            None => Err(not_found(route)),
         };
     }
     local_handler(core, parts.local, route, notify).map(Destination::Local)
@@ -128,8 +128,7 @@ pub(crate) fn start(
                 async move { handler.call(&core.pipelines, request).await }.instrument(span),
             ))
         }
-        Destination::Forward(server_type) => {
-            let cluster = core.handle.cluster().ok_or_else(|| not_found(&route))?;
+        Destination::Forward(cluster, server_type) => {
             let context = client_context(route);
             if core.forward_pipelines.is_empty() {
                 return Ok(Box::pin(crate::clustered::forward(
