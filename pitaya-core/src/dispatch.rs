@@ -215,18 +215,25 @@ impl Route {
     /// A panic in the handler or a hook becomes a `PIT-500` for this call
     /// only.
     pub async fn call(&self, pipelines: &Pipelines, request: Request) -> HandlerResult {
+        // Without hooks (the common case) the handler's future is all
+        // there is: the pipeline's states are boxed on the other path only,
+        // so this future stays small (one allocation per request, from the
+        // allocator's fast path).
+        if pipelines.is_empty() {
+            return crate::pipeline::catch_panics(&self.name, (self.call)(request)).await;
+        }
         let call = |request| (self.call)(request);
         // Hooks are user code too: a panic anywhere in the pipeline fails
         // this call only.
-        match self.kind {
+        let run: std::pin::Pin<Box<dyn Future<Output = HandlerResult> + Send + '_>> = match self
+            .kind
+        {
             HandlerKind::Remote => {
-                let run = pipelines.run_with(request, crate::pipeline::remote_rejection, call);
-                crate::pipeline::catch_panics(&self.name, run).await
+                Box::pin(pipelines.run_with(request, crate::pipeline::remote_rejection, call))
             }
-            HandlerKind::Request | HandlerKind::Notify => {
-                crate::pipeline::catch_panics(&self.name, pipelines.run(request, call)).await
-            }
-        }
+            HandlerKind::Request | HandlerKind::Notify => Box::pin(pipelines.run(request, call)),
+        };
+        crate::pipeline::catch_panics(&self.name, run).await
     }
 }
 

@@ -65,7 +65,14 @@ fn received_context(route: &str, mut metadata: BTreeMap<String, serde_json::Valu
             crate::nuid::next().into(),
         );
     }
-    metadata.insert(crate::context::REQUEST_ROUTE.to_owned(), route.into());
+    // A forwarded client message already carries its route.
+    let same_route = metadata
+        .get(crate::context::REQUEST_ROUTE)
+        .and_then(serde_json::Value::as_str)
+        == Some(route);
+    if !same_route {
+        metadata.insert(crate::context::REQUEST_ROUTE.to_owned(), route.into());
+    }
     Context::with_metadata(route, metadata)
 }
 
@@ -97,7 +104,7 @@ impl AppInbound {
         let rpc_type = request.r#type;
         let work = async {
             if rpc_type == protos::RpcType::User as i32 {
-                return serve_user(&core, &cluster, &local, context, msg.data).await;
+                return Box::pin(serve_user(&core, &cluster, &local, context, msg.data)).await;
             }
             let notify = msg.r#type == protos::MsgType::MsgNotify as i32;
             let route = dispatcher::local_handler(&core, &local, &msg.route, notify)?;
