@@ -31,13 +31,6 @@ pub(crate) struct AppInbound {
     pub(crate) cluster: Weak<ClusterParts>,
 }
 
-fn not_found(route: &str) -> PitayaError {
-    PitayaError::new(
-        codes::NOT_FOUND,
-        format!("pitaya/handler: {route} not found"),
-    )
-}
-
 fn ack() -> Bytes {
     protos::Response::ok(Bytes::from_static(b"ack"))
         .encode_to_vec()
@@ -278,7 +271,7 @@ pub(crate) async fn call_remote(
     let route = core
         .routes
         .remote(local)
-        .ok_or_else(|| not_found(context.route()))?;
+        .ok_or_else(|| dispatcher::not_found(context.route()))?;
     let request =
         Request::remote(context, data, core.sessions.serializer()).with_app(core.handle());
     route

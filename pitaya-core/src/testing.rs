@@ -45,6 +45,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::{self, App, AppBuilder};
+use crate::cluster::ClusterError;
 use crate::codec::{MessageType, Packet, PacketType};
 use crate::context::Context;
 use crate::dispatch::{RouteTable, parse_route};
@@ -473,14 +474,15 @@ impl FakeCaller {
             }
             Target::ServerId { id, .. } => servers.iter().find(|s| s.id == *id),
         };
-        let missing = || match target {
-            Target::ServerType(_) => {
-                PitayaError::new(codes::INTERNAL, "no servers available of this type")
+        // The errors the real cluster gives.
+        let missing = || -> PitayaError {
+            match target {
+                Target::ServerType(server_type) => ClusterError::NoServersOfType {
+                    server_type: server_type.clone(),
+                },
+                Target::ServerId { id, .. } => ClusterError::NoServerWithId { id: id.clone() },
             }
-            Target::ServerId { .. } => PitayaError::new(
-                codes::INTERNAL,
-                "can't find any server with the provided ID",
-            ),
+            .into()
         };
         found
             .and_then(|server| server.core.upgrade())
@@ -497,7 +499,7 @@ impl RemoteCaller for FakeCaller {
         let target = if own {
             Err(PitayaError::new(
                 codes::UNKNOWN,
-                "you are making a rpc that may be processed locally, either specify a different server type or specify a server id",
+                crate::clustered::NONSENSE_RPC,
             ))
         } else {
             self.target(&call.target)

@@ -8,7 +8,7 @@ use crate::remote::{RemoteCall, RemoteCaller, RemoteFuture, Target};
 
 /// Go's `ErrNonsenseRPC`: a user RPC to this server's own type (without a
 /// server id) or to this very server.
-const NONSENSE_RPC: &str = "you are making a rpc that may be processed locally, either specify a different server type or specify a server id";
+pub(crate) const NONSENSE_RPC: &str = "you are making a rpc that may be processed locally, either specify a different server type or specify a server id";
 
 /// A [`RemoteCaller`] over the cluster's [`RpcClient`]: what
 /// [`AppHandle::remote`](crate::handle::AppHandle::remote) clients use.

@@ -10,6 +10,8 @@ pub(crate) mod session_watch;
 mod unreachable;
 
 pub(crate) use caller::ClusterCaller;
+#[cfg(feature = "testing")]
+pub(crate) use caller::NONSENSE_RPC;
 pub(crate) use forward::forward;
 
 use std::collections::HashMap;
